@@ -1,0 +1,344 @@
+"""The in-sandbox agent: the container's main process, executing requests sent over stdin.
+
+Stdlib only, and never imported by the server: the server reads this file's source and sends it
+to the bootstrap one-liner (`BOOTSTRAP`) that the container starts with, so no image has to
+carry it and no host path is mounted. Frames both ways are a 4-byte big-endian length followed
+by a UTF-8 JSON object. Each request runs in its own thread; a command runs in a new session so
+that a timeout, a cancel or its normal end kills its whole process group.
+"""
+
+import json
+import os
+import selectors
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+PROTOCOL_VERSION = 1
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+# After a command's leader exits, how long to keep draining pipes held open by its leftovers.
+DRAIN_GRACE_S = 0.2
+CHUNK = 65536
+
+_write_lock = threading.Lock()
+_calls_lock = threading.Lock()
+_calls = {}  # request id -> (Popen, request) of a running command
+
+
+def send(obj):
+    """Write one frame to stdout; frames from concurrent threads never interleave."""
+    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+    with _write_lock:
+        out = sys.stdout.buffer
+        out.write(struct.pack(">I", len(data)) + data)
+        out.flush()
+
+
+def read_frame(stream):
+    """The next request from the server, or None at end of input."""
+    header = stream.read(4)
+    if len(header) < 4:
+        return None
+    (size,) = struct.unpack(">I", header)
+    if size > MAX_REQUEST_BYTES:
+        return None
+    body = stream.read(size)
+    if len(body) < size:
+        return None
+    return json.loads(body.decode("utf-8"))
+
+
+def harden_self():
+    """Make the agent non-dumpable so tool processes (same uid) cannot open /proc/1/fd/*."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except Exception:
+        pass
+
+
+def oom_kills():
+    """The container cgroup's OOM-kill counter, or None where the kernel does not expose it."""
+    for path, key in (
+        ("/sys/fs/cgroup/memory.events", "oom_kill"),
+        ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
+    ):
+        try:
+            with open(path) as handle:
+                for line in handle:
+                    name, _, value = line.partition(" ")
+                    if name == key:
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _child_setup():
+    # The OOM killer must pick the tool's processes, never the agent.
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        os.write(fd, b"1000")
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_command(req):
+    """Run one bash script or Python program with a timeout and capped output capture."""
+    kind = req.get("kind", "bash")
+    code = req["code"]
+    argv = ["python3", "-c", code] if kind == "python" else ["bash", "-c", code]
+    cap = int(req.get("cap", 65536))
+    timeout = float(req.get("timeout", 30.0))
+    env = dict(req.get("env") or {})
+    oom_before = oom_kills()
+    started = time.monotonic()
+    # Spawn under the lock so the orphan reaper never reaps a child before we track it.
+    with _calls_lock:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=req.get("cwd") or None,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_child_setup,
+            )
+        except OSError as exc:
+            return {"ok": False, "error": "could not start the command: %s" % exc.strerror}
+        _calls[req["id"]] = (proc, req)
+    try:
+        return _supervise(proc, req, cap, timeout, started, oom_before)
+    finally:
+        _kill_group(proc)
+        with _calls_lock:
+            _calls.pop(req["id"], None)
+        reap_once()
+
+
+def _supervise(proc, req, cap, timeout, started, oom_before):
+    stdin_data = req.get("stdin") or ""
+    try:
+        if stdin_data:
+            proc.stdin.write(stdin_data.encode("utf-8", "replace"))
+        proc.stdin.close()
+    except OSError:
+        pass
+    kept = {"stdout": bytearray(), "stderr": bytearray()}
+    total = {"stdout": 0, "stderr": 0}
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+    sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+    deadline = started + timeout
+    timed_out = False
+    drain_until = None
+    while sel.get_map():
+        now = time.monotonic()
+        if proc.poll() is not None:
+            if drain_until is None:
+                # The leader is done: its background children go with it.
+                _kill_group(proc)
+                drain_until = now + DRAIN_GRACE_S
+            elif now >= drain_until:
+                break
+        elif now >= deadline:
+            timed_out = True
+            _kill_group(proc)
+            drain_until = now + DRAIN_GRACE_S
+        wait = 0.05 if drain_until is not None else min(0.5, max(deadline - now, 0.001))
+        for key, _ in sel.select(wait):
+            chunk = os.read(key.fd, CHUNK)
+            name = key.data
+            if not chunk:
+                sel.unregister(key.fileobj)
+                continue
+            total[name] += len(chunk)
+            room = cap - len(kept[name])
+            if room > 0:
+                kept[name] += chunk[:room]
+    sel.close()
+    proc.stdout.close()
+    proc.stderr.close()
+    if proc.poll() is None:
+        _kill_group(proc)
+    try:
+        exit_code = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        exit_code = None
+    oom_after = oom_kills()
+    oom = oom_before is not None and oom_after is not None and oom_after > oom_before
+    return {
+        "ok": True,
+        "exit_code": exit_code,
+        "stdout": kept["stdout"].decode("utf-8", "replace"),
+        "stderr": kept["stderr"].decode("utf-8", "replace"),
+        "stdout_bytes": total["stdout"],
+        "stderr_bytes": total["stderr"],
+        "stdout_truncated": total["stdout"] > cap,
+        "stderr_truncated": total["stderr"] > cap,
+        "timed_out": timed_out,
+        "cancelled": bool(req.get("_cancelled")),
+        "oom_killed": oom,
+        "duration": time.monotonic() - started,
+    }
+
+
+def resolve(path, workdir):
+    """``path`` made absolute against the work dir, or None if it escapes it (symlinks included)."""
+    root = os.path.realpath(workdir)
+    full = os.path.realpath(os.path.join(root, path))
+    if full != root and not full.startswith(root + os.sep):
+        return None
+    return full
+
+
+def read_file(req):
+    """Read up to ``max_bytes`` of a file below the work dir."""
+    path = resolve(req["path"], req["workdir"])
+    if path is None:
+        return {"ok": False, "error": "path is outside the work directory %s" % req["workdir"]}
+    limit = int(req.get("max_bytes", 65536))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            if not os.path.isfile(path):
+                return {"ok": False, "error": "not a regular file: %s" % req["path"]}
+            size = os.fstat(fd).st_size
+            data = os.read(fd, limit + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return {"ok": False, "error": "%s: %s" % (exc.strerror or exc, req["path"])}
+    return {
+        "ok": True,
+        "content": data[:limit].decode("utf-8", "replace"),
+        "truncated": len(data) > limit,
+        "size": size,
+    }
+
+
+def write_file(req):
+    """Create or replace a file below the work dir, creating parent folders."""
+    path = resolve(req["path"], req["workdir"])
+    if path is None:
+        return {"ok": False, "error": "path is outside the work directory %s" % req["workdir"]}
+    data = req.get("content", "").encode("utf-8", "replace")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return {"ok": False, "error": "%s: %s" % (exc.strerror or exc, req["path"])}
+    return {"ok": True, "size": len(data)}
+
+
+def cancel(req):
+    """Kill the process group of a running command."""
+    with _calls_lock:
+        entry = _calls.get(req.get("target"))
+    if entry is not None:
+        entry[1]["_cancelled"] = True
+        _kill_group(entry[0])
+    return {"ok": True, "found": entry is not None}
+
+
+def reap_once():
+    """As PID 1 the agent inherits every orphan; reap those that no running call will wait for."""
+    if os.getpid() != 1:
+        return
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if info is None:
+            return
+        with _calls_lock:
+            if info.si_pid in {proc.pid for proc, _ in _calls.values()}:
+                return
+            try:
+                os.waitpid(info.si_pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def reap_forever():
+    """Background reaping for orphans that exit between calls."""
+    while True:
+        time.sleep(0.5)
+        reap_once()
+
+
+HANDLERS = {
+    "exec": run_command,
+    "read_file": read_file,
+    "write_file": write_file,
+    "cancel": cancel,
+    "ping": lambda req: {"ok": True},
+}
+
+
+def handle(req):
+    """Run one request and send its response, whatever happens."""
+    try:
+        reply = HANDLERS[req["op"]](req)
+    except Exception as exc:  # the agent must outlive any single bad request
+        reply = {"ok": False, "error": "agent error: %s: %s" % (type(exc).__name__, exc)}
+    reply["id"] = req.get("id")
+    try:
+        send(reply)
+    except Exception:
+        os._exit(3)
+
+
+def main(stream):
+    """Serve requests until the server closes stdin, then kill what is left and exit."""
+    harden_self()
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if os.getpid() == 1:
+        threading.Thread(target=reap_forever, daemon=True).start()
+    send({"id": 0, "op": "ready", "version": PROTOCOL_VERSION, "pid": os.getpid()})
+    while True:
+        try:
+            req = read_frame(stream)
+        except ValueError:
+            req = None
+        if req is None:
+            break
+        if not isinstance(req, dict) or req.get("op") not in HANDLERS:
+            send({"id": req.get("id") if isinstance(req, dict) else None, "ok": False,
+                  "error": "unknown request"})
+            continue
+        if req["op"] in ("cancel", "ping"):
+            handle(req)
+        else:
+            threading.Thread(target=handle, args=(req,), daemon=True).start()
+    with _calls_lock:
+        procs = [proc for proc, _ in _calls.values()]
+    for proc in procs:
+        _kill_group(proc)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.stdin.buffer)

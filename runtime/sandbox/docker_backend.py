@@ -1,0 +1,288 @@
+"""Docker sandboxes: one hardened container per episode, driven through the in-sandbox agent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+
+from runtime.errors import FailedPreconditionError, SandboxError, UnavailableError
+from runtime.sandbox import labels
+from runtime.sandbox.backend import ExecResult, FileResult, Sandbox, SandboxBackend
+from runtime.sandbox.channel import BOOTSTRAP, AgentChannel
+from runtime.sandbox.spec import SandboxSpec, parse_size
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The agent enforces call timeouts itself; this is how much longer the server waits for it.
+_REPLY_GRACE_S = 10.0
+_TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, Any]:
+    """Every Docker option a sandbox container gets: the one place hardening is decided."""
+    memory = spec.memory_bytes
+    uid, _, gid = spec.user.partition(":")
+    owner = f"uid={uid},gid={gid or uid}" if uid.isdigit() and (gid or uid).isdigit() else ""
+    work_opts = ",".join(
+        filter(None, ["rw", "exec", f"size={parse_size(spec.workdir_size)}", "mode=0755", owner])
+    )
+    host_config: dict[str, Any] = {
+        "network_mode": "none",
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "pids_limit": spec.pids_limit,
+        "nano_cpus": int(spec.cpus * 1e9),
+        "tmpfs": {
+            spec.workdir: work_opts,
+            "/tmp": f"rw,exec,size={parse_size(spec.tmp_size)},mode=1777",
+        },
+        "ipc_mode": "private",
+        "init": False,
+    }
+    if spec.isolation == "gvisor":
+        host_config["runtime"] = "runsc"
+    return {
+        "image": spec.image,
+        "command": ["python3", "-I", "-c", BOOTSTRAP],
+        "user": spec.user,
+        "working_dir": spec.workdir,
+        "environment": {"PATH": _TOOL_PATH, "HOME": spec.workdir, "LANG": "C.UTF-8"},
+        "labels": labels_,
+        "stdin_open": True,
+        "detach": False,  # with stdin_open: StdinOnce, so the agent sees EOF when we disconnect
+        "network_disabled": True,
+        "host_config": host_config,
+    }
+
+
+class DockerSandbox(Sandbox):
+    """A started container whose agent answers over the attached socket."""
+
+    def __init__(
+        self,
+        backend: DockerBackend,
+        container_id: str,
+        spec: SandboxSpec,
+        channel: AgentChannel,
+        keepalive: Any,
+    ) -> None:
+        self.id = container_id
+        self.spec = spec
+        self._backend = backend
+        self._channel = channel
+        self._keepalive = keepalive  # the SDK's socket wrapper; dropping it may close the socket
+        self._closed = False
+        self._env = {"PATH": _TOOL_PATH, "HOME": spec.workdir, "LANG": "C.UTF-8", "TERM": "dumb"}
+        self._env.update(dict(spec.env))
+
+    async def exec(
+        self, command: str, *, timeout_s: float, stdin: str = "", kind: str = "bash"
+    ) -> ExecResult:
+        """Run a bash script or Python program through the agent."""
+        started = time.monotonic()
+        reply = await self._request(
+            "exec",
+            {
+                "kind": kind,
+                "code": command,
+                "stdin": stdin,
+                "timeout": timeout_s,
+                "cap": self.spec.output_cap_bytes,
+                "cwd": self.spec.workdir,
+                "env": self._env,
+            },
+            timeout_s + _REPLY_GRACE_S,
+        )
+        if not reply.get("ok"):
+            raise SandboxError(str(reply.get("error", "the command could not be run"))[:1000])
+        cap = self.spec.output_cap_bytes
+        exit_code = reply.get("exit_code")
+        return ExecResult(
+            exit_code=exit_code if isinstance(exit_code, int) else None,
+            stdout=str(reply.get("stdout", ""))[:cap],
+            stderr=str(reply.get("stderr", ""))[:cap],
+            duration_s=time.monotonic() - started,
+            timed_out=reply.get("timed_out") is True,
+            oom_killed=reply.get("oom_killed") is True,
+            stdout_truncated=reply.get("stdout_truncated") is True,
+            stderr_truncated=reply.get("stderr_truncated") is True,
+            stdout_bytes=_int(reply.get("stdout_bytes")),
+            stderr_bytes=_int(reply.get("stderr_bytes")),
+        )
+
+    async def read_file(self, path: str, *, max_bytes: int) -> FileResult:
+        """Read a file below the work dir through the agent."""
+        reply = await self._request(
+            "read_file", {"path": path, "workdir": self.spec.workdir, "max_bytes": max_bytes}, 30.0
+        )
+        return _file_result(reply, max_bytes)
+
+    async def write_file(self, path: str, content: str) -> FileResult:
+        """Write a file below the work dir through the agent."""
+        reply = await self._request(
+            "write_file", {"path": path, "workdir": self.spec.workdir, "content": content}, 30.0
+        )
+        return _file_result(reply, 0)
+
+    async def close(self) -> None:
+        """Disconnect the agent and force-remove the container. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._channel.close()
+        await self._backend.remove(self.id)
+
+    async def _request(self, op: str, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        if self._closed:
+            raise SandboxError("the sandbox was already removed")
+        try:
+            return await self._channel.request(op, payload, timeout_s)
+        except SandboxError as exc:
+            raise SandboxError(await self._backend.explain_failure(self.id, str(exc))) from exc
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def _file_result(reply: dict[str, Any], max_bytes: int) -> FileResult:
+    if not reply.get("ok"):
+        return FileResult(ok=False, error=str(reply.get("error", "file operation failed"))[:1000])
+    content = str(reply.get("content", ""))
+    return FileResult(
+        ok=True,
+        content=content[:max_bytes] if max_bytes else "",
+        truncated=reply.get("truncated") is True,
+        size=_int(reply.get("size")),
+    )
+
+
+class DockerBackend(SandboxBackend):
+    """Creates and removes labelled sandbox containers on one Docker daemon."""
+
+    def __init__(self, *, owner: str, boot_id: str, max_workers: int = 16) -> None:
+        self.owner = owner
+        self.boot_id = boot_id
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="docker")
+        self._client: docker.DockerClient | None = None
+        self._live: dict[str, DockerSandbox] = {}
+
+    async def create(self, spec: SandboxSpec, *, episode_id: str) -> Sandbox:
+        """Create, attach and start a container, then hand the agent its program."""
+        options = container_options(spec, labels.container_labels(self.owner, self.boot_id, episode_id))
+        container_id, sock, keepalive = await self._call(self._create_started, options)
+        try:
+            channel = await AgentChannel.open(sock)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.remove(container_id)
+            raise
+        sandbox = DockerSandbox(self, container_id, spec, channel, keepalive)
+        self._live[container_id] = sandbox
+        return sandbox
+
+    async def remove(self, container_id: str) -> None:
+        """Force-remove one container; a container already gone is fine."""
+        self._live.pop(container_id, None)
+        await self._call(self._remove, container_id)
+
+    async def remove_owned(self) -> int:
+        """Remove every container labelled with this instance's owner name (a previous run's too)."""
+        return await self._call(self._remove_owned)
+
+    async def explain_failure(self, container_id: str, reason: str) -> str:
+        """Turn a channel failure into a sentence naming what happened to the container."""
+        try:
+            state = await self._call(self._state, container_id)
+        except Exception:
+            return reason
+        if state is None:
+            return f"{reason}: the sandbox container no longer exists"
+        if state.get("OOMKilled"):
+            return f"{reason}: the sandbox ran out of memory and was killed"
+        if not state.get("Running", False):
+            return f"{reason}: the sandbox container stopped (exit code {state.get('ExitCode')})"
+        return reason
+
+    async def ping(self) -> None:
+        """Raise `UnavailableError` unless the Docker daemon answers."""
+        await self._call(lambda: self._docker().ping())
+
+    async def close(self) -> None:
+        """Remove every sandbox still live, then release the client and threads."""
+        live = list(self._live.values())
+        await asyncio.gather(*(sandbox.close() for sandbox in live), return_exceptions=True)
+        if self._client is not None:
+            self._client.close()
+        self._executor.shutdown(wait=False)
+
+    def _docker(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker.from_env(timeout=60)
+        return self._client
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except docker.errors.ImageNotFound as exc:
+            raise FailedPreconditionError(
+                f"sandbox image not found on this Docker daemon: {exc.explanation}; "
+                "build the images with `make images`"
+            ) from exc
+        except docker.errors.DockerException as exc:
+            raise UnavailableError(f"Docker daemon error: {exc}") from exc
+        except OSError as exc:
+            raise UnavailableError(f"cannot reach the Docker daemon: {exc}") from exc
+
+    def _create_started(self, options: dict[str, Any]) -> tuple[str, socket.socket, Any]:
+        api = self._docker().api
+        host_config = api.create_host_config(**options.pop("host_config"))
+        container = api.create_container(host_config=host_config, **options)
+        container_id: str = container["Id"]
+        try:
+            keepalive = api.attach_socket(
+                container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
+            api.start(container_id)
+        except BaseException:
+            self._remove(container_id)
+            raise
+        sock: socket.socket = getattr(keepalive, "_sock", keepalive)
+        return container_id, sock, keepalive
+
+    def _remove(self, container_id: str) -> None:
+        try:
+            self._docker().api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise
+
+    def _remove_owned(self) -> int:
+        api = self._docker().api
+        found = api.containers(all=True, quiet=True, filters=labels.owner_filter(self.owner))
+        for item in found:
+            self._remove(item["Id"])
+        return len(found)
+
+    def _state(self, container_id: str) -> dict[str, Any] | None:
+        try:
+            info = self._docker().api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None
+        state: dict[str, Any] = info.get("State", {})
+        return state
