@@ -326,8 +326,13 @@ def main(stream):
         if req is None:
             break
         if not isinstance(req, dict) or req.get("op") not in HANDLERS:
-            send({"id": req.get("id") if isinstance(req, dict) else None, "ok": False,
-                  "error": "unknown request"})
+            send(
+                {
+                    "id": req.get("id") if isinstance(req, dict) else None,
+                    "ok": False,
+                    "error": "unknown request",
+                }
+            )
             continue
         if req["op"] in ("cancel", "ping"):
             handle(req)

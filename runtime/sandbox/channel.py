@@ -67,8 +67,7 @@ class AgentChannel:
         except (TimeoutError, OSError, SandboxError) as exc:
             await channel.close()
             raise SandboxError(
-                f"the sandbox agent did not start: {exc or 'no answer'}"
-                f"{channel._stderr_hint()}"
+                f"the sandbox agent did not start: {exc or 'no answer'}{channel._stderr_hint()}"
             ) from exc
         return channel
 

@@ -181,7 +181,9 @@ class DockerBackend(SandboxBackend):
 
     async def create(self, spec: SandboxSpec, *, episode_id: str) -> Sandbox:
         """Create, attach and start a container, then hand the agent its program."""
-        options = container_options(spec, labels.container_labels(self.owner, self.boot_id, episode_id))
+        options = container_options(
+            spec, labels.container_labels(self.owner, self.boot_id, episode_id)
+        )
         container_id, sock, keepalive = await self._call(self._create_started, options)
         try:
             channel = await AgentChannel.open(sock)

@@ -26,6 +26,7 @@ _OTHER_HEADERS = {
 _HEADER_RE = re.compile(r"^([A-Za-z]+(?: [A-Za-z]+)?)\s*:\s*$")
 _GOOGLE_ARG_RE = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _SPHINX_PARAM_RE = re.compile(r"^:param\s+(?:.*?\s)?\*{0,2}(\w+)\s*:\s*(.*)$")
+_Fn = Callable[..., Any]
 _JSON_NAMES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
@@ -40,11 +41,16 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]
-    fn: Callable[..., Any]
+    fn: _Fn
     context_param: str | None
     _model: type[BaseModel] | None = field(default=None, repr=False, compare=False, kw_only=True)
 
     def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(
+                f"invalid tool name {self.name!r}: names must be 1-64 characters from "
+                "a-z, A-Z, 0-9, '_' and '-'"
+            )
         if self._model is None:  # constructed directly rather than via `tool()`
             object.__setattr__(self, "_model", _analyse(self.fn, self.name)[0])
 
@@ -92,28 +98,17 @@ class Tool:
 
 
 @overload
-def tool(fn: Callable[..., Any], /) -> Tool: ...
+def tool(fn: _Fn, /, *, name: str | None = None, description: str | None = None) -> Tool: ...
 @overload
+def tool(*, name: str | None = None, description: str | None = None) -> Callable[[_Fn], Tool]: ...
 def tool(
-    *, name: str | None = None, description: str | None = None
-) -> Callable[[Callable[..., Any]], Tool]: ...
-def tool(
-    fn: Callable[..., Any] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    fn: _Fn | None = None, /, *, name: str | None = None, description: str | None = None
+) -> Tool | Callable[[_Fn], Tool]:
     """Decorator (bare or with overrides) that turns a typed callable into a `Tool`."""
 
-    def wrap(f: Callable[..., Any]) -> Tool:
+    def wrap(f: _Fn) -> Tool:
         default_name: str = getattr(f, "__name__", type(f).__name__)
         tool_name = default_name if name is None else name
-        if not _NAME_RE.match(tool_name):
-            raise ValueError(
-                f"invalid tool name {tool_name!r}: names must be 1-64 characters from "
-                "a-z, A-Z, 0-9, '_' and '-'"
-            )
         model, schema, context_param, summary = _analyse(f, tool_name)
         desc = summary if description is None else description
         return Tool(tool_name, desc, schema, f, context_param, _model=model)
@@ -121,7 +116,7 @@ def tool(
     return wrap if fn is None else wrap(fn)
 
 
-def as_tool(obj: Tool | Callable[..., Any]) -> Tool:
+def as_tool(obj: Tool | _Fn) -> Tool:
     """Pass a `Tool` through unchanged; wrap any other callable with `tool`."""
     if isinstance(obj, Tool):
         return obj
@@ -130,9 +125,7 @@ def as_tool(obj: Tool | Callable[..., Any]) -> Tool:
     return tool(obj)
 
 
-def _analyse(
-    fn: Callable[..., Any], name: str
-) -> tuple[type[BaseModel], dict[str, Any], str | None, str]:
+def _analyse(fn: _Fn, name: str) -> tuple[type[BaseModel], dict[str, Any], str | None, str]:
     """Build the argument model and schema from the signature and docstring.
 
     Also returns the context parameter's name and the docstring's summary.
@@ -147,7 +140,10 @@ def _analyse(
     fields: dict[str, Any] = {}
     for i, p in enumerate(inspect.signature(fn).parameters.values()):
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
-            raise TypeError(f"tool {name!r}: parameter {p.name!r} must be a named parameter")
+            raise TypeError(
+                f"tool {name!r}: parameter {p.name!r} is not supported; tools take only named "
+                "parameters (no *args, **kwargs or positional-only parameters)"
+            )
         if p.name not in hints:
             raise TypeError(
                 f"tool {name!r}: parameter {p.name!r} has no type annotation; "
@@ -259,20 +255,21 @@ def _expected(name: str, schema: dict[str, Any]) -> str:
     props: dict[str, Any] = schema.get("properties", {})
     if not props:
         return f"Tool '{name}' takes no arguments; pass {{}}."
-    required = set(schema.get("required", []))
+    required, defs = set(schema.get("required", [])), schema.get("$defs", {})
     parts = [
-        f"{p} ({_type_label(s)}{', required' if p in required else ''})" for p, s in props.items()
+        f"{p} ({_type_label(s, defs)}{', required' if p in required else ''})"
+        for p, s in props.items()
     ]
     return f"Tool '{name}' expects a JSON object with: {', '.join(parts)}."
 
 
-def _type_label(prop: dict[str, Any]) -> str:
+def _type_label(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        return _type_label(defs.get(prop["$ref"].rpartition("/")[2], {}), defs)
     if "enum" in prop:
         return "one of " + ", ".join(json.dumps(v) for v in prop["enum"])
     if "anyOf" in prop:
-        return " or ".join(_type_label(member) for member in prop["anyOf"])
-    if "type" in prop:
-        item = prop.get("items")
-        inner = f" of {_type_label(item)}" if isinstance(item, dict) and item else ""
-        return f"{prop['type']}{inner}"
-    return "object" if "$ref" in prop else "any"
+        return " or ".join(_type_label(member, defs) for member in prop["anyOf"])
+    item = prop.get("items")
+    inner = f" of {_type_label(item, defs)}" if isinstance(item, dict) and item else ""
+    return f"{prop.get('type', 'any')}{inner}"

@@ -1,0 +1,84 @@
+# episode-runtime developer/CI entry points. `make setup` once, then `make test`.
+
+PY ?= .venv/bin/python
+DOCKER ?= docker
+PYTEST_ARGS ?=
+
+PROTO := protos/runtime/v1/runtime.proto
+PROTO_OUT := runtime/v1
+MANAGED_LABEL := io.episode-runtime.managed
+# Only lint directories that exist (environments/ may be empty or absent early on).
+LINT_PATHS := $(wildcard runtime tests environments)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup serve images proto proto-check lint typecheck test clean-check clean fmt
+
+help:
+	@echo "make setup        install docker/mmdebstrap/make, start dockerd, create .venv, build images"
+	@echo "make serve        run the gRPC server ($(PY) -m runtime serve)"
+	@echo "make images       build sandbox images (BASE_IMAGE=... to build FROM a registry image)"
+	@echo "make proto        regenerate $(PROTO_OUT)/ from $(PROTO)"
+	@echo "make proto-check  fail if the committed stubs in $(PROTO_OUT)/ are stale"
+	@echo "make lint         ruff check + ruff format --check"
+	@echo "make typecheck    mypy (strict)"
+	@echo "make test         lint, typecheck, pytest (PYTEST_ARGS=...), leftover-container check"
+	@echo "make fmt          ruff format + ruff check --fix"
+	@echo "make clean        force-remove all containers labelled $(MANAGED_LABEL)"
+
+setup:
+	bash scripts/setup.sh
+
+serve:
+	$(PY) -m runtime serve
+
+images:
+	bash sandbox_images/build.sh
+
+proto:
+	@test -f $(PROTO) || { echo "error: $(PROTO) not found" >&2; exit 1; }
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO)
+	@test -f $(PROTO_OUT)/__init__.py || \
+		printf '%s\n' '"""Generated gRPC/protobuf code; regenerate with `make proto`."""' > $(PROTO_OUT)/__init__.py
+
+# Stale stubs show up as a diff; stubs that were never added show up as untracked files.
+proto-check: proto
+	@git diff --exit-code -- $(PROTO_OUT) || { \
+		echo "error: $(PROTO_OUT)/ is stale; run 'make proto' and commit the result" >&2; exit 1; }
+	@untracked="$$(git ls-files --others --exclude-standard -- $(PROTO_OUT))"; \
+	if [ -n "$$untracked" ]; then \
+		echo "error: generated files not committed:" >&2; echo "$$untracked" >&2; exit 1; \
+	fi
+
+lint:
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
+
+typecheck:
+	$(PY) -m mypy runtime
+
+# clean-check runs even when pytest fails (leftover containers are a useful clue);
+# the target fails if either did.
+test: lint typecheck
+	@status=0; \
+	$(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	$(MAKE) --no-print-directory clean-check || { [ $$status -ne 0 ] || status=1; }; \
+	exit $$status
+
+clean-check:
+	@left="$$($(DOCKER) ps -aq --filter label=$(MANAGED_LABEL))" || { \
+		echo "error: clean-check: cannot list containers (is dockerd running?)" >&2; exit 1; }; \
+	if [ -n "$$left" ]; then \
+		echo "error: containers labelled $(MANAGED_LABEL) left behind (remove with 'make clean'):" >&2; \
+		$(DOCKER) ps -a --filter label=$(MANAGED_LABEL) \
+			--format 'table {{.ID}}\t{{.Image}}\t{{.Status}}\t{{.Names}}' >&2; \
+		exit 1; \
+	fi; \
+	echo "clean-check: no managed containers left"
+
+clean:
+	@ids="$$($(DOCKER) ps -aq --filter label=$(MANAGED_LABEL))"; \
+	if [ -n "$$ids" ]; then $(DOCKER) rm -f $$ids; else echo "no managed containers"; fi
+
+fmt:
+	$(PY) -m ruff format $(LINT_PATHS)
+	$(PY) -m ruff check --fix $(LINT_PATHS)

@@ -1,0 +1,39 @@
+"""The environment SDK: subclass `Environment`, expose `load_environment(**params)`."""
+
+from runtime.env.action_parser import parse_tool_call_blocks
+from runtime.env.environment import Environment
+from runtime.env.loader import load_environment
+from runtime.env.types import (
+    Action,
+    Episode,
+    EpisodeContext,
+    RewardResult,
+    StepResult,
+    TaskExample,
+    Turn,
+)
+from runtime.sandbox.spec import SandboxSpec
+from runtime.tools.context import ToolContext, ToolError, ToolOutput
+from runtime.tools.messages import Message, ToolCall
+from runtime.tools.schema import Tool, tool
+
+__all__ = [
+    "Action",
+    "Environment",
+    "Episode",
+    "EpisodeContext",
+    "Message",
+    "RewardResult",
+    "SandboxSpec",
+    "StepResult",
+    "TaskExample",
+    "Tool",
+    "ToolCall",
+    "ToolContext",
+    "ToolError",
+    "ToolOutput",
+    "Turn",
+    "load_environment",
+    "parse_tool_call_blocks",
+    "tool",
+]

@@ -1,0 +1,483 @@
+"""The episode engine: turn accounting, trajectories, limits. Knows nothing of gRPC.
+
+Usable in-process (tests, notebooks, the eval command without a server); the gRPC server is
+a thin shell over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from runtime.env.dataset import to_example
+from runtime.env.environment import Environment
+from runtime.env.types import (
+    Action,
+    Episode,
+    EpisodeContext,
+    RewardResult,
+    StepResult,
+    TaskExample,
+    Turn,
+)
+from runtime.episodes.limits import EngineLimits, EpisodeLimits
+from runtime.episodes.registry import EnvironmentInfo, EnvironmentRegistry
+from runtime.errors import (
+    EnvironmentHookError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    RuntimeServiceError,
+)
+from runtime.sandbox.backend import Sandbox, SandboxBackend
+from runtime.tools.executor import CallRecord
+from runtime.tools.messages import Message, ToolCall
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ExampleRef:
+    """Which example to play: an index into the dataset, or an inline record."""
+
+    index: int | None = None
+    inline: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StartedEpisode:
+    """What `start_episode` returns to the caller."""
+
+    episode_id: str
+    messages: list[Message]
+    tools: list[dict[str, Any]]
+    max_turns: int
+    example_index: int | None
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """One turn's result; `replayed` when it was already played and is returned from record."""
+
+    turn: Turn
+    replayed: bool = False
+
+
+@dataclass
+class _Live:
+    episode: Episode
+    env: Environment
+    ctx: EpisodeContext
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_active: float = field(default_factory=time.monotonic)
+
+
+class EpisodeEngine:
+    """Hosts live episodes: starts them with a sandbox, plays turns, scores, closes."""
+
+    def __init__(
+        self,
+        registry: EnvironmentRegistry,
+        backend: SandboxBackend,
+        limits: EngineLimits | None = None,
+    ) -> None:
+        self.registry = registry
+        self.backend = backend
+        self.limits = limits or EngineLimits()
+        self._live: dict[str, _Live] = {}
+        self._closed: OrderedDict[str, str] = OrderedDict()
+        self._starting = 0
+        self._accepting = True
+
+    @property
+    def live_count(self) -> int:
+        """Episodes currently held (started and not closed)."""
+        return len(self._live)
+
+    def list_environments(self) -> list[EnvironmentInfo]:
+        """Every environment offered, described."""
+        return [self.registry.describe(env_id) for env_id in self.registry.ids]
+
+    def describe_environment(
+        self, env_id: str, params: Mapping[str, Any] | None = None
+    ) -> EnvironmentInfo:
+        """One environment's tools, prompt, turn limit and dataset size."""
+        return self.registry.describe(env_id, params)
+
+    async def start_episode(
+        self,
+        env_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        example: ExampleRef | None = None,
+        seed: int | None = None,
+        limits: EpisodeLimits | None = None,
+    ) -> StartedEpisode:
+        """Create an episode with a fresh sandbox and return its opening messages."""
+        if not self._accepting:
+            raise FailedPreconditionError("the server is shutting down; no new episodes")
+        limits = limits or EpisodeLimits()
+        limits.check(self.limits)
+        env = self.registry.get(env_id, params)
+        task = self._pick_example(env, example or ExampleRef(), seed)
+        if self.live_count + self._starting >= self.limits.max_live_episodes:
+            raise ResourceExhaustedError(
+                f"the server holds its maximum of {self.limits.max_live_episodes} live "
+                "episodes; close finished episodes or retry later"
+            )
+        self._starting += 1
+        try:
+            return await self._start(env, task, seed, limits)
+        finally:
+            self._starting -= 1
+
+    async def _start(
+        self, env: Environment, task: TaskExample, seed: int | None, limits: EpisodeLimits
+    ) -> StartedEpisode:
+        episode_id = "ep_" + secrets.token_urlsafe(18)
+        spec = env.sandbox
+        timeout = limits.call_timeout_s or (spec.call_timeout_s if spec else 30.0)
+        cap = limits.output_cap_bytes or (spec.output_cap_bytes if spec else 65536)
+        if spec is not None and (
+            spec.call_timeout_s != timeout or spec.output_cap_bytes != cap
+        ):
+            spec = spec.model_copy(update={"call_timeout_s": timeout, "output_cap_bytes": cap})
+        sandbox: Sandbox | None = None
+        if spec is not None:
+            sandbox = await self.backend.create(spec, episode_id=episode_id)
+        try:
+            ctx = EpisodeContext(
+                episode_id=episode_id,
+                sandbox=sandbox,
+                seed=seed,
+                timeout_s=timeout,
+                output_cap_bytes=cap,
+                rng=random.Random(seed),
+            )
+            messages = await self._hook(env, "start_episode", env.start_episode(task, ctx))
+            max_turns = await self._hook(env, "max_episode_turns", _ready(env.max_episode_turns, task))
+            if not isinstance(max_turns, int) or max_turns < 1:
+                raise EnvironmentHookError(
+                    f"environment {env.id!r}: max_episode_turns returned {max_turns!r}, "
+                    "not a positive integer"
+                )
+            max_turns = min(max_turns, limits.max_turns or max_turns, self.limits.max_turns)
+            opening = _checked_messages(env, "start_episode", messages)
+        except BaseException:
+            if sandbox is not None:
+                await _quietly(sandbox.close())
+            raise
+        episode = Episode(
+            id=episode_id,
+            environment_id=env.id,
+            example=task,
+            max_turns=max_turns,
+            messages=list(opening),
+            seed=seed,
+        )
+        self._live[episode_id] = _Live(episode=episode, env=env, ctx=ctx)
+        return StartedEpisode(
+            episode_id=episode_id,
+            messages=opening,
+            tools=env.tool_schemas(),
+            max_turns=max_turns,
+            example_index=task.index,
+        )
+
+    async def step_episode(
+        self,
+        episode_id: str,
+        action: Action,
+        *,
+        expected_turn: int | None = None,
+        deadline: float | None = None,
+    ) -> StepOutcome:
+        """Play one turn. A retry of a turn already played returns its record, runs nothing."""
+        live = self._get(episode_id)
+        async with live.lock:
+            live.last_active = time.monotonic()
+            episode = live.episode
+            played = episode.turn_count
+            if expected_turn is not None and 1 <= expected_turn <= played:
+                return StepOutcome(turn=episode.turns[expected_turn - 1], replayed=True)
+            if episode.done:
+                raise FailedPreconditionError(
+                    f"episode {episode_id} is {episode.status} after turn {played}; "
+                    "score or close it"
+                )
+            if expected_turn is not None and expected_turn != played + 1:
+                raise FailedPreconditionError(
+                    f"turn {expected_turn} was requested but the next turn of episode "
+                    f"{episode_id} is {played + 1}"
+                )
+            action = self._normalise_action(live.env, action)
+            turn = await self._play(live, action, played + 1, deadline)
+            live.last_active = time.monotonic()
+            return StepOutcome(turn=turn)
+
+    def _normalise_action(self, env: Environment, action: Action) -> Action:
+        message = action.message
+        if action.raw_text is not None and not message.tool_calls and not message.content:
+            message = env.action_parser(action.raw_text)
+        if message.role != "assistant":
+            raise InvalidArgumentError(f"an action must be an assistant message, not {message.role!r}")
+        seen: set[str] = set()
+        calls: list[ToolCall] = []
+        for i, call in enumerate(message.tool_calls):
+            call_id = call.id or f"call_{i}"
+            if call_id in seen:
+                raise InvalidArgumentError(f"tool call id {call_id!r} appears twice in one action")
+            seen.add(call_id)
+            calls.append(call if call.id else call.model_copy(update={"id": call_id}))
+        message = message.model_copy(update={"tool_calls": calls})
+        return Action(
+            message=message,
+            raw_text=action.raw_text,
+            token_ids=list(action.token_ids),
+            logprobs=list(action.logprobs),
+            metadata=dict(action.metadata),
+        )
+
+    async def _play(
+        self, live: _Live, action: Action, number: int, deadline: float | None
+    ) -> Turn:
+        episode, env, ctx = live.episode, live.env, live.ctx
+        started = time.monotonic()
+        ctx.deadline = deadline
+        calls = action.message.tool_calls
+        cap = self.limits.max_tool_calls_per_turn
+        # Beyond the cap, calls are answered without running; the model reads why.
+        to_run = action
+        if len(calls) > cap:
+            to_run = Action(
+                message=action.message.model_copy(update={"tool_calls": calls[:cap]}),
+                raw_text=action.raw_text,
+            )
+        history = [*episode.messages, action.message]
+        try:
+            result = await self._hook(
+                env, "step_episode", env.step_episode(episode.example, history, to_run, ctx)
+            )
+        except EnvironmentHookError as exc:
+            await self._fail(live, str(exc))
+            raise
+        if not isinstance(result, StepResult):
+            message = f"environment {env.id!r}: step_episode returned {type(result).__name__}"
+            await self._fail(live, message)
+            raise EnvironmentHookError(message)
+        observations = list(result.messages)
+        records = list(result.calls)
+        for call in calls[cap:]:
+            observations.append(
+                Message(
+                    role="tool",
+                    content=f"not executed: at most {cap} tool calls are run per turn",
+                    tool_call_id=call.id,
+                    name=call.name,
+                )
+            )
+            records.append(CallRecord(call.id, call.name, None, 0.0, False, False, "skipped"))
+        sandbox_failed = any(r.error == "sandbox_error" for r in records)
+        done = bool(result.done) or sandbox_failed
+        truncated = not done and number >= episode.max_turns
+        turn = Turn(
+            number=number,
+            action=action,
+            observations=observations,
+            calls=records,
+            done=done or truncated,
+            truncated=truncated,
+            duration_s=time.monotonic() - started,
+            metadata=dict(result.metadata),
+        )
+        episode.turns.append(turn)
+        episode.messages.extend([action.message, *observations])
+        if result.final_response_text is not None:
+            episode.final_response_text = result.final_response_text
+        episode.submission, episode.submitted = ctx.submission, ctx.submitted
+        if sandbox_failed:
+            episode.done, episode.status = True, "errored"
+            episode.error = next(
+                (m.content for m, r in zip(observations, records, strict=False)
+                 if r.error == "sandbox_error"),
+                "the sandbox failed",
+            )
+        elif truncated:
+            episode.done, episode.truncated, episode.status = True, True, "truncated"
+        elif done:
+            episode.done, episode.status = True, "done"
+        return turn
+
+    async def score_episode(self, episode_id: str) -> tuple[RewardResult, Episode]:
+        """Score what the episode holds so far; the trajectory is kept."""
+        live = self._get(episode_id)
+        async with live.lock:
+            reward = await self._hook(
+                live.env,
+                "score_episode",
+                live.env.score_episode(live.episode.example, live.episode, live.ctx),
+            )
+            reward = _checked_reward(live.env, reward)
+            live.episode.reward = reward
+            return reward, live.episode
+
+    async def score_episodes(self, episode_ids: Sequence[str]) -> list[RewardResult]:
+        """Score a GRPO group: episodes of one example of one environment, together."""
+        if not episode_ids:
+            raise InvalidArgumentError("episode_ids is empty")
+        if len(set(episode_ids)) != len(episode_ids):
+            raise InvalidArgumentError("episode_ids contains duplicates")
+        group = [self._get(episode_id) for episode_id in episode_ids]
+        first = group[0]
+        for live in group[1:]:
+            if live.env is not first.env or live.episode.example != first.episode.example:
+                raise InvalidArgumentError(
+                    "a group must hold episodes of the same example of the same environment "
+                    "(with the same params)"
+                )
+        async with contextlib.AsyncExitStack() as stack:
+            for live in sorted(group, key=lambda item: item.episode.id):
+                await stack.enter_async_context(live.lock)
+            rewards = await self._hook(
+                first.env,
+                "score_episodes",
+                first.env.score_episodes(
+                    first.episode.example,
+                    [live.episode for live in group],
+                    [live.ctx for live in group],
+                ),
+            )
+            if not isinstance(rewards, list) or len(rewards) != len(group):
+                raise EnvironmentHookError(
+                    f"environment {first.env.id!r}: score_episodes must return one "
+                    f"RewardResult per episode ({len(group)})"
+                )
+            checked = [_checked_reward(first.env, reward) for reward in rewards]
+            for live, reward in zip(group, checked, strict=True):
+                live.episode.reward = reward
+            return checked
+
+    def get_trajectory(self, episode_id: str) -> Episode:
+        """The episode's record so far."""
+        return self._get(episode_id).episode
+
+    async def close_episode(self, episode_id: str) -> bool:
+        """Remove the episode and its sandbox. Idempotent: True if this call closed it."""
+        live = self._live.pop(episode_id, None)
+        if live is None:
+            if episode_id in self._closed:
+                return False
+            raise NotFoundError(f"unknown episode {episode_id!r}")
+        self._remember_closed(episode_id, "closed")
+        live.episode.status = "closed" if not live.episode.done else live.episode.status
+        if live.ctx.sandbox is not None:
+            await _quietly(live.ctx.sandbox.close())
+        return True
+
+    async def close(self) -> None:
+        """Stop accepting episodes and close every live one (server shutdown)."""
+        self._accepting = False
+        ids = list(self._live)
+        await asyncio.gather(*(self.close_episode(i) for i in ids), return_exceptions=True)
+
+    def _get(self, episode_id: str) -> _Live:
+        live = self._live.get(episode_id)
+        if live is not None:
+            return live
+        reason = self._closed.get(episode_id)
+        if reason is not None:
+            raise FailedPreconditionError(f"episode {episode_id} was {reason}")
+        raise NotFoundError(f"unknown episode {episode_id!r}")
+
+    def _remember_closed(self, episode_id: str, reason: str) -> None:
+        self._closed[episode_id] = reason
+        while len(self._closed) > self.limits.closed_memory:
+            self._closed.popitem(last=False)
+
+    def _pick_example(self, env: Environment, ref: ExampleRef, seed: int | None) -> TaskExample:
+        if ref.inline is not None:
+            try:
+                return to_example(ref.inline, None)
+            except ValueError as exc:
+                raise InvalidArgumentError(f"inline example: {exc}") from exc
+        try:
+            examples = env.examples
+        except (OSError, ValueError) as exc:
+            raise EnvironmentHookError(f"environment {env.id!r}: dataset failed to load: {exc}") from exc
+        if not examples:
+            raise InvalidArgumentError(
+                f"environment {env.id!r} has no dataset; send an inline example"
+            )
+        index = ref.index
+        if index is None:
+            index = random.Random(seed).randrange(len(examples)) if seed is not None else 0
+        if not 0 <= index < len(examples):
+            raise InvalidArgumentError(
+                f"example index {index} is out of range: environment {env.id!r} has "
+                f"{len(examples)} examples (0..{len(examples) - 1})"
+            )
+        return examples[index]
+
+    async def _fail(self, live: _Live, message: str) -> None:
+        live.episode.done = True
+        live.episode.status = "errored"
+        live.episode.error = message
+        if live.ctx.sandbox is not None:
+            await _quietly(live.ctx.sandbox.close())
+            live.ctx.sandbox = None
+
+    @staticmethod
+    async def _hook(env: Environment, name: str, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except RuntimeServiceError:
+            raise
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            log.exception("environment %r: %s raised", env.id, name)
+            raise EnvironmentHookError(
+                f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+async def _ready(fn: Any, *args: Any) -> Any:
+    value = fn(*args)
+    if asyncio.iscoroutine(value):
+        return await value
+    return value
+
+
+async def _quietly(call: Awaitable[Any]) -> None:
+    try:
+        await call
+    except Exception:
+        log.warning("cleanup failed", exc_info=True)
+
+
+def _checked_messages(env: Environment, hook: str, messages: Any) -> list[Message]:
+    if not isinstance(messages, list) or not all(isinstance(m, Message) for m in messages):
+        raise EnvironmentHookError(f"environment {env.id!r}: {hook} must return list[Message]")
+    return messages
+
+
+def _checked_reward(env: Environment, reward: Any) -> RewardResult:
+    if not isinstance(reward, RewardResult):
+        raise EnvironmentHookError(
+            f"environment {env.id!r}: score_episode returned {type(reward).__name__}, "
+            "not a RewardResult"
+        )
+    if not math.isfinite(reward.score):
+        raise EnvironmentHookError(f"environment {env.id!r}: score is {reward.score}")
+    return reward

@@ -1,0 +1,49 @@
+"""Engine-wide caps and the per-episode limits a client may ask for within them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """Caps the engine enforces for every episode, whatever the client asks."""
+
+    max_live_episodes: int = 256
+    max_turns: int = 1000
+    """No episode may run more turns than this, whatever its environment says."""
+    max_call_timeout_s: float = 600.0
+    max_output_cap_bytes: int = 1024 * 1024
+    max_tool_calls_per_turn: int = 64
+    closed_memory: int = 10_000
+    """How many closed episode ids are remembered, to tell 'closed' from 'never existed'."""
+
+
+@dataclass(frozen=True)
+class EpisodeLimits:
+    """Optional per-episode overrides sent with `StartEpisode`; None keeps the default."""
+
+    call_timeout_s: float | None = None
+    max_turns: int | None = None
+    output_cap_bytes: int | None = None
+
+    def check(self, caps: EngineLimits) -> None:
+        """Raise `InvalidArgumentError` for any value outside the server's caps."""
+        if self.call_timeout_s is not None and not 0 < self.call_timeout_s <= caps.max_call_timeout_s:
+            raise InvalidArgumentError(
+                f"call_timeout_s must be in (0, {caps.max_call_timeout_s:g}], "
+                f"got {self.call_timeout_s:g}"
+            )
+        if self.max_turns is not None and not 1 <= self.max_turns <= caps.max_turns:
+            raise InvalidArgumentError(
+                f"max_turns must be in [1, {caps.max_turns}], got {self.max_turns}"
+            )
+        if self.output_cap_bytes is not None and not (
+            256 <= self.output_cap_bytes <= caps.max_output_cap_bytes
+        ):
+            raise InvalidArgumentError(
+                f"output_cap_bytes must be in [256, {caps.max_output_cap_bytes}], "
+                f"got {self.output_cap_bytes}"
+            )

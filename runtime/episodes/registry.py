@@ -1,0 +1,73 @@
+"""The environments a server offers, each loaded once per distinct set of params."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.env.environment import Environment
+from runtime.env.loader import load_environment
+from runtime.errors import InvalidArgumentError, NotFoundError
+
+
+@dataclass(frozen=True)
+class EnvironmentInfo:
+    """What `DescribeEnvironment` reports."""
+
+    id: str
+    description: str
+    system_prompt: str | None
+    tools: list[dict[str, Any]]
+    max_turns: int
+    dataset_size: int
+
+
+class EnvironmentRegistry:
+    """Maps environment ids to references, and (id, params) to loaded environments."""
+
+    def __init__(self, refs: Sequence[str], search_dirs: Sequence[Path] = ()) -> None:
+        self._search_dirs = [Path(d) for d in search_dirs]
+        self._refs: dict[str, str] = {}
+        self._loaded: dict[tuple[str, str], Environment] = {}
+        for ref in refs:
+            env = load_environment(ref, search_dirs=self._search_dirs)
+            if env.id in self._refs:
+                raise ValueError(f"two environments have the id {env.id!r}")
+            self._refs[env.id] = ref
+            self._loaded[(env.id, "{}")] = env
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of every environment offered."""
+        return sorted(self._refs)
+
+    def get(self, env_id: str, params: Mapping[str, Any] | None = None) -> Environment:
+        """The environment ``env_id`` loaded with ``params``; loaded on first use."""
+        if env_id not in self._refs:
+            offered = ", ".join(self.ids) or "none"
+            raise NotFoundError(f"unknown environment {env_id!r}; this server offers: {offered}")
+        try:
+            key = json.dumps(dict(params or {}), sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"params must be JSON-serialisable: {exc}") from exc
+        env = self._loaded.get((env_id, key))
+        if env is None:
+            env = load_environment(self._refs[env_id], params, search_dirs=self._search_dirs)
+            env.id = env_id
+            self._loaded[(env_id, key)] = env
+        return env
+
+    def describe(self, env_id: str, params: Mapping[str, Any] | None = None) -> EnvironmentInfo:
+        """The public description of one environment."""
+        env = self.get(env_id, params)
+        return EnvironmentInfo(
+            id=env_id,
+            description=env.description or (type(env).__doc__ or "").strip().split("\n")[0],
+            system_prompt=env.system_prompt,
+            tools=env.tool_schemas(),
+            max_turns=env.max_turns,
+            dataset_size=len(env.examples),
+        )
