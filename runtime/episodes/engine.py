@@ -149,9 +149,7 @@ class EpisodeEngine:
         spec = env.sandbox
         timeout = limits.call_timeout_s or (spec.call_timeout_s if spec else 30.0)
         cap = limits.output_cap_bytes or (spec.output_cap_bytes if spec else 65536)
-        if spec is not None and (
-            spec.call_timeout_s != timeout or spec.output_cap_bytes != cap
-        ):
+        if spec is not None and (spec.call_timeout_s != timeout or spec.output_cap_bytes != cap):
             spec = spec.model_copy(update={"call_timeout_s": timeout, "output_cap_bytes": cap})
         sandbox: Sandbox | None = None
         if spec is not None:
@@ -166,7 +164,9 @@ class EpisodeEngine:
                 rng=random.Random(seed),
             )
             messages = await self._hook(env, "start_episode", env.start_episode(task, ctx))
-            max_turns = await self._hook(env, "max_episode_turns", _ready(env.max_episode_turns, task))
+            max_turns = await self._hook(
+                env, "max_episode_turns", _ready(env.max_episode_turns, task)
+            )
             if not isinstance(max_turns, int) or max_turns < 1:
                 raise EnvironmentHookError(
                     f"environment {env.id!r}: max_episode_turns returned {max_turns!r}, "
@@ -231,7 +231,9 @@ class EpisodeEngine:
         if action.raw_text is not None and not message.tool_calls and not message.content:
             message = env.action_parser(action.raw_text)
         if message.role != "assistant":
-            raise InvalidArgumentError(f"an action must be an assistant message, not {message.role!r}")
+            raise InvalidArgumentError(
+                f"an action must be an assistant message, not {message.role!r}"
+            )
         seen: set[str] = set()
         calls: list[ToolCall] = []
         for i, call in enumerate(message.tool_calls):
@@ -249,9 +251,7 @@ class EpisodeEngine:
             metadata=dict(action.metadata),
         )
 
-    async def _play(
-        self, live: _Live, action: Action, number: int, deadline: float | None
-    ) -> Turn:
+    async def _play(self, live: _Live, action: Action, number: int, deadline: float | None) -> Turn:
         episode, env, ctx = live.episode, live.env, live.ctx
         started = time.monotonic()
         ctx.deadline = deadline
@@ -309,8 +309,11 @@ class EpisodeEngine:
         if sandbox_failed:
             episode.done, episode.status = True, "errored"
             episode.error = next(
-                (m.content for m, r in zip(observations, records, strict=False)
-                 if r.error == "sandbox_error"),
+                (
+                    m.content
+                    for m, r in zip(observations, records, strict=False)
+                    if r.error == "sandbox_error"
+                ),
                 "the sandbox failed",
             )
         elif truncated:
@@ -414,7 +417,9 @@ class EpisodeEngine:
         try:
             examples = env.examples
         except (OSError, ValueError) as exc:
-            raise EnvironmentHookError(f"environment {env.id!r}: dataset failed to load: {exc}") from exc
+            raise EnvironmentHookError(
+                f"environment {env.id!r}: dataset failed to load: {exc}"
+            ) from exc
         if not examples:
             raise InvalidArgumentError(
                 f"environment {env.id!r} has no dataset; send an inline example"

@@ -31,7 +31,10 @@ class EpisodeLimits:
 
     def check(self, caps: EngineLimits) -> None:
         """Raise `InvalidArgumentError` for any value outside the server's caps."""
-        if self.call_timeout_s is not None and not 0 < self.call_timeout_s <= caps.max_call_timeout_s:
+        if (
+            self.call_timeout_s is not None
+            and not 0 < self.call_timeout_s <= caps.max_call_timeout_s
+        ):
             raise InvalidArgumentError(
                 f"call_timeout_s must be in (0, {caps.max_call_timeout_s:g}], "
                 f"got {self.call_timeout_s:g}"

@@ -3,19 +3,26 @@
 Stdlib only, and never imported by the server: the server reads this file's source and sends it
 to the bootstrap one-liner (`BOOTSTRAP`) that the container starts with, so no image has to
 carry it and no host path is mounted. Frames both ways are a 4-byte big-endian length followed
-by a UTF-8 JSON object. Each request runs in its own thread; a command runs in a new session so
-that a timeout, a cancel or its normal end kills its whole process group.
+by a UTF-8 JSON object. Each request other than cancel and ping runs in its own thread; a command
+runs in a new session so that a timeout, a cancel or its normal end kills its whole process group.
 """
 
+import contextlib
 import json
 import os
 import selectors
 import signal
+import stat
 import struct
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import IO, Any
+
+Request = dict[str, Any]
+Reply = dict[str, Any]
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
@@ -25,10 +32,11 @@ CHUNK = 65536
 
 _write_lock = threading.Lock()
 _calls_lock = threading.Lock()
-_calls = {}  # request id -> (Popen, request) of a running command
+_calls: dict[Any, tuple[subprocess.Popen[bytes], Request]] = {}
+"""Request id -> (Popen, request) of a running command."""
 
 
-def send(obj):
+def send(obj: Reply) -> None:
     """Write one frame to stdout; frames from concurrent threads never interleave."""
     data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
     with _write_lock:
@@ -37,7 +45,7 @@ def send(obj):
         out.flush()
 
 
-def read_frame(stream):
+def read_frame(stream: IO[bytes]) -> Any:
     """The next request from the server, or None at end of input."""
     header = stream.read(4)
     if len(header) < 4:
@@ -51,7 +59,7 @@ def read_frame(stream):
     return json.loads(body.decode("utf-8"))
 
 
-def harden_self():
+def harden_self() -> None:
     """Make the agent non-dumpable so tool processes (same uid) cannot open /proc/1/fd/*."""
     try:
         import ctypes
@@ -62,7 +70,7 @@ def harden_self():
         pass
 
 
-def oom_kills():
+def oom_kills() -> int | None:
     """The container cgroup's OOM-kill counter, or None where the kernel does not expose it."""
     for path, key in (
         ("/sys/fs/cgroup/memory.events", "oom_kill"),
@@ -79,7 +87,7 @@ def oom_kills():
     return None
 
 
-def _child_setup():
+def _child_setup() -> None:
     # The OOM killer must pick the tool's processes, never the agent.
     try:
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
@@ -89,14 +97,12 @@ def _child_setup():
         pass
 
 
-def _kill_group(proc):
-    try:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
-def run_command(req):
+def run_command(req: Request) -> Reply:
     """Run one bash script or Python program with a timeout and capped output capture."""
     kind = req.get("kind", "bash")
     code = req["code"]
@@ -120,7 +126,7 @@ def run_command(req):
                 preexec_fn=_child_setup,
             )
         except OSError as exc:
-            return {"ok": False, "error": "could not start the command: %s" % exc.strerror}
+            return {"ok": False, "error": f"could not start the command: {exc.strerror}"}
         _calls[req["id"]] = (proc, req)
     try:
         return _supervise(proc, req, cap, timeout, started, oom_before)
@@ -131,22 +137,42 @@ def run_command(req):
         reap_once()
 
 
-def _supervise(proc, req, cap, timeout, started, oom_before):
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    """Write a command's stdin and close it; its own thread, so a command that does not read
+    its input (or fills its output pipes first) cannot stall the supervision of its timeout."""
+    with contextlib.suppress(OSError):
+        pipe.write(data)
+    with contextlib.suppress(OSError):
+        pipe.close()
+
+
+def _supervise(
+    proc: subprocess.Popen[bytes],
+    req: Request,
+    cap: int,
+    timeout: float,
+    started: float,
+    oom_before: int | None,
+) -> Reply:
+    # All three are pipes (stdin, stdout and stderr are PIPE in run_command).
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     stdin_data = req.get("stdin") or ""
-    try:
-        if stdin_data:
-            proc.stdin.write(stdin_data.encode("utf-8", "replace"))
-        proc.stdin.close()
-    except OSError:
-        pass
-    kept = {"stdout": bytearray(), "stderr": bytearray()}
-    total = {"stdout": 0, "stderr": 0}
+    if stdin_data:
+        data = stdin_data.encode("utf-8", "replace")
+        threading.Thread(target=_feed, args=(proc.stdin, data), daemon=True).start()
+    else:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    kept: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+    total: dict[str, int] = {"stdout": 0, "stderr": 0}
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
     deadline = started + timeout
     timed_out = False
-    drain_until = None
+    drain_until: float | None = None
     while sel.get_map():
         now = time.monotonic()
         if proc.poll() is not None:
@@ -174,6 +200,12 @@ def _supervise(proc, req, cap, timeout, started, oom_before):
     sel.close()
     proc.stdout.close()
     proc.stderr.close()
+    if proc.poll() is None and not timed_out:
+        # The leader closed its stdout and stderr but still runs: it has until its deadline.
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            timed_out = True
     if proc.poll() is None:
         _kill_group(proc)
     try:
@@ -198,7 +230,7 @@ def _supervise(proc, req, cap, timeout, started, oom_before):
     }
 
 
-def resolve(path, workdir):
+def resolve(path: str, workdir: str) -> str | None:
     """``path`` made absolute against the work dir, or None if it escapes it (symlinks included)."""
     root = os.path.realpath(workdir)
     full = os.path.realpath(os.path.join(root, path))
@@ -207,23 +239,24 @@ def resolve(path, workdir):
     return full
 
 
-def read_file(req):
+def read_file(req: Request) -> Reply:
     """Read up to ``max_bytes`` of a file below the work dir."""
     path = resolve(req["path"], req["workdir"])
     if path is None:
-        return {"ok": False, "error": "path is outside the work directory %s" % req["workdir"]}
+        return {"ok": False, "error": f"path is outside the work directory {req['workdir']}"}
     limit = int(req.get("max_bytes", 65536))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
-            if not os.path.isfile(path):
-                return {"ok": False, "error": "not a regular file: %s" % req["path"]}
-            size = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return {"ok": False, "error": f"not a regular file: {req['path']}"}
+            size = info.st_size
             data = os.read(fd, limit + 1)
         finally:
             os.close(fd)
     except OSError as exc:
-        return {"ok": False, "error": "%s: %s" % (exc.strerror or exc, req["path"])}
+        return {"ok": False, "error": f"{exc.strerror or exc}: {req['path']}"}
     return {
         "ok": True,
         "content": data[:limit].decode("utf-8", "replace"),
@@ -232,15 +265,17 @@ def read_file(req):
     }
 
 
-def write_file(req):
+def write_file(req: Request) -> Reply:
     """Create or replace a file below the work dir, creating parent folders."""
     path = resolve(req["path"], req["workdir"])
     if path is None:
-        return {"ok": False, "error": "path is outside the work directory %s" % req["workdir"]}
+        return {"ok": False, "error": f"path is outside the work directory {req['workdir']}"}
     data = req.get("content", "").encode("utf-8", "replace")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        # O_NONBLOCK: a FIFO planted at the path fails (ENXIO) instead of blocking the open.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+        fd = os.open(path, flags, 0o644)
         try:
             view = memoryview(data)
             while view:
@@ -248,11 +283,11 @@ def write_file(req):
         finally:
             os.close(fd)
     except OSError as exc:
-        return {"ok": False, "error": "%s: %s" % (exc.strerror or exc, req["path"])}
+        return {"ok": False, "error": f"{exc.strerror or exc}: {req['path']}"}
     return {"ok": True, "size": len(data)}
 
 
-def cancel(req):
+def cancel(req: Request) -> Reply:
     """Kill the process group of a running command."""
     with _calls_lock:
         entry = _calls.get(req.get("target"))
@@ -262,7 +297,7 @@ def cancel(req):
     return {"ok": True, "found": entry is not None}
 
 
-def reap_once():
+def reap_once() -> None:
     """As PID 1 the agent inherits every orphan; reap those that no running call will wait for."""
     if os.getpid() != 1:
         return
@@ -276,20 +311,18 @@ def reap_once():
         with _calls_lock:
             if info.si_pid in {proc.pid for proc, _ in _calls.values()}:
                 return
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(info.si_pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
 
 
-def reap_forever():
+def reap_forever() -> None:
     """Background reaping for orphans that exit between calls."""
     while True:
         time.sleep(0.5)
         reap_once()
 
 
-HANDLERS = {
+HANDLERS: dict[str, Callable[[Request], Reply]] = {
     "exec": run_command,
     "read_file": read_file,
     "write_file": write_file,
@@ -298,12 +331,12 @@ HANDLERS = {
 }
 
 
-def handle(req):
+def handle(req: Request) -> None:
     """Run one request and send its response, whatever happens."""
     try:
         reply = HANDLERS[req["op"]](req)
     except Exception as exc:  # the agent must outlive any single bad request
-        reply = {"ok": False, "error": "agent error: %s: %s" % (type(exc).__name__, exc)}
+        reply = {"ok": False, "error": f"agent error: {type(exc).__name__}: {exc}"}
     reply["id"] = req.get("id")
     try:
         send(reply)
@@ -311,10 +344,12 @@ def handle(req):
         os._exit(3)
 
 
-def main(stream):
+def main(stream: IO[bytes]) -> None:
     """Serve requests until the server closes stdin, then kill what is left and exit."""
     harden_self()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # Not KeyboardInterrupt: as PID 1 with the default action, `kill -INT 1` from a tool is ignored.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if os.getpid() == 1:
         threading.Thread(target=reap_forever, daemon=True).start()
     send({"id": 0, "op": "ready", "version": PROTOCOL_VERSION, "pid": os.getpid()})
@@ -337,7 +372,16 @@ def main(stream):
         if req["op"] in ("cancel", "ping"):
             handle(req)
         else:
-            threading.Thread(target=handle, args=(req,), daemon=True).start()
+            try:
+                threading.Thread(target=handle, args=(req,), daemon=True).start()
+            except RuntimeError as exc:  # no thread to be had, e.g. the pids limit is exhausted
+                send(
+                    {
+                        "id": req.get("id"),
+                        "ok": False,
+                        "error": f"agent error: {type(exc).__name__}: {exc}",
+                    }
+                )
     with _calls_lock:
         procs = [proc for proc, _ in _calls.values()]
     for proc in procs:

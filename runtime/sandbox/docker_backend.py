@@ -202,7 +202,8 @@ class DockerBackend(SandboxBackend):
 
     async def remove_owned(self) -> int:
         """Remove every container labelled with this instance's owner name (a previous run's too)."""
-        return await self._call(self._remove_owned)
+        removed: int = await self._call(self._remove_owned)
+        return removed
 
     async def explain_failure(self, container_id: str, reason: str) -> str:
         """Turn a channel failure into a sentence naming what happened to the container."""

@@ -1,0 +1,124 @@
+"""Assembles and runs the server: engine, gRPC service, health, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from runtime.episodes.engine import EpisodeEngine
+from runtime.episodes.registry import EnvironmentRegistry
+from runtime.sandbox.docker_backend import DockerBackend
+from runtime.server.service import EpisodeService
+from runtime.server.settings import ServerSettings
+from runtime.v1 import runtime_pb2 as pb
+from runtime.v1 import runtime_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EpisodeService"].full_name
+
+
+class RuntimeServer:
+    """One running server; `start` binds and serves, `stop` drains and removes every sandbox."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.backend = DockerBackend(owner=settings.instance_name, boot_id=secrets.token_hex(6))
+        self.registry = EnvironmentRegistry(settings.environments, settings.env_dirs)
+        self.engine = EpisodeEngine(self.registry, self.backend, settings.engine_limits())
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._stopped = False
+
+    @property
+    def address(self) -> str:
+        """host:port the server listens on."""
+        return f"{self.settings.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Check Docker, remove what an earlier run of this instance left, then serve."""
+        await self.backend.ping()
+        removed = await self.backend.remove_owned()
+        if removed:
+            log.info(
+                "removed %d sandbox(es) left by an earlier run of %r",
+                removed,
+                self.settings.instance_name,
+            )
+        limit = self.settings.max_message_bytes
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+            ]
+        )
+        pb_grpc.add_EpisodeServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            EpisodeService(self.engine), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
+        await server.start()
+        self._server = server
+        for name in ("", SERVICE_NAME):
+            await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "serving %s on %s (environments: %s)",
+            SERVICE_NAME,
+            self.address,
+            ", ".join(self.registry.ids),
+        )
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """NOT_SERVING, stop taking RPCs, let running ones finish within the grace, clean up."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for name in ("", SERVICE_NAME):
+            await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._server is not None:
+            grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+            await self._server.stop(grace)
+        await self.engine.close()
+        await self.backend.close()
+        log.info("stopped; every sandbox removed")
+
+    async def wait(self) -> None:
+        """Block until the gRPC server terminates."""
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def _set_health(self, name: str, status: int) -> None:
+        result = self.health.set(name, status)
+        if asyncio.iscoroutine(result):
+            await result
+
+
+async def serve(settings: ServerSettings) -> None:
+    """Run until SIGINT or SIGTERM, then shut down gracefully."""
+    server = RuntimeServer(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"episode runtime listening on {server.address}", flush=True)
+    waiter = asyncio.create_task(server.wait())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    await server.stop()
+    for task in (waiter, stopper):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

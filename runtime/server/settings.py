@@ -1,0 +1,61 @@
+"""Server settings: one typed object, read from flags and `RUNTIME_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runtime.episodes.limits import EngineLimits
+
+
+class ServerSettings(BaseSettings):
+    """Everything `python -m runtime serve` can be told. Flags win over environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RUNTIME_",
+        extra="forbid",
+        use_attribute_docstrings=True,
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+    )
+
+    host: str = "127.0.0.1"
+    """Address to listen on. Loopback by default: expose it only behind auth (see SECURITY)."""
+    port: int = Field(default=50051, ge=0, le=65535)
+    """TCP port; 0 picks a free one."""
+    environments: list[str] = ["python_math"]
+    """Environments to offer: names in --env-dirs, paths, entry points or module names."""
+    env_dirs: list[Path] = [Path("environments")]
+    """Folders searched for environments by name."""
+    instance_name: str = Field(default="default", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    """Labels this server's sandboxes; at start-up, containers left by an earlier run with the
+    same name are removed (and only those)."""
+    max_live_episodes: int = Field(default=256, ge=1)
+    """Episodes held at once; beyond it StartEpisode answers RESOURCE_EXHAUSTED."""
+    max_turns: int = Field(default=1000, ge=1)
+    """Cap on any episode's turns, whatever its environment says."""
+    max_call_timeout_s: float = Field(default=600.0, gt=0)
+    """Largest per-call timeout a client may ask for."""
+    max_output_cap_bytes: int = Field(default=1024 * 1024, ge=256)
+    """Largest per-stream output cap a client may ask for."""
+    max_tool_calls_per_turn: int = Field(default=64, ge=1)
+    """Tool calls run per turn; further calls are answered as not executed."""
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Largest gRPC message received or sent."""
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    """On SIGTERM: how long running steps may finish before they are cancelled."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Logging verbosity."""
+
+    def engine_limits(self) -> EngineLimits:
+        """The caps the episode engine enforces."""
+        return EngineLimits(
+            max_live_episodes=self.max_live_episodes,
+            max_turns=self.max_turns,
+            max_call_timeout_s=self.max_call_timeout_s,
+            max_output_cap_bytes=self.max_output_cap_bytes,
+            max_tool_calls_per_turn=self.max_tool_calls_per_turn,
+        )

@@ -1,0 +1,73 @@
+"""Shared fixtures: a Docker sandbox backend whose containers carry this run's owner label.
+
+Everything a test creates is removed by label when the session ends, even after failures, and
+the session fails if anything of ours is still there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import docker
+import pytest
+
+from runtime.sandbox import labels
+from runtime.sandbox.docker_backend import DockerBackend
+from runtime.sandbox.spec import SandboxSpec
+
+SANDBOX_IMAGE = os.environ.get("RUNTIME_TEST_IMAGE", "runtime/python:latest")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A Docker SDK client; tests need a running daemon and fail loudly without one."""
+    client = docker.from_env()
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def owner(docker_client: docker.DockerClient) -> Iterator[str]:
+    """This test run's owner label; at the end, nothing labelled with it may remain."""
+    name = f"pytest-{secrets.token_hex(4)}"
+    yield name
+    leftovers = docker_client.containers.list(all=True, filters=labels.owner_filter(name))
+    for container in leftovers:
+        container.remove(force=True)
+    assert not leftovers, f"containers left behind: {[c.name for c in leftovers]}"
+
+
+def leftover_containers(client: docker.DockerClient, owner_name: str) -> list[str]:
+    """Names of the containers still labelled with ``owner_name``."""
+    return [c.name for c in client.containers.list(all=True, filters=labels.owner_filter(owner_name))]
+
+
+async def wait_until_gone(client: docker.DockerClient, owner_name: str, timeout_s: float = 15) -> list[str]:
+    """Poll until no container of ``owner_name`` exists; returns what is left at the timeout."""
+    left: list[str] = []
+    for _ in range(int(timeout_s * 10)):
+        left = await asyncio.to_thread(leftover_containers, client, owner_name)
+        if not left:
+            return []
+        await asyncio.sleep(0.1)
+    return left
+
+
+@pytest.fixture(scope="session")
+async def backend(owner: str) -> AsyncIterator[DockerBackend]:
+    """One sandbox backend for the session, closed (its containers removed) at the end."""
+    instance = DockerBackend(owner=owner, boot_id="tests")
+    try:
+        yield instance
+    finally:
+        await instance.close()
+
+
+@pytest.fixture
+def spec() -> SandboxSpec:
+    """The default sandbox spec on the test image."""
+    return SandboxSpec(image=SANDBOX_IMAGE)
