@@ -58,18 +58,22 @@ typecheck:
 
 # clean-check runs even when pytest fails (leftover containers are a useful clue);
 # the target fails if either did.
+# The run's containers carry a unique owner label, so clean-check judges this run only.
+TEST_OWNER := pytest-$(shell date +%s)-$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 test: lint typecheck
 	@status=0; \
-	$(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
-	$(MAKE) --no-print-directory clean-check || { [ $$status -ne 0 ] || status=1; }; \
+	RUNTIME_TEST_OWNER=$(TEST_OWNER) $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	$(MAKE) --no-print-directory clean-check OWNER=$(TEST_OWNER) || { [ $$status -ne 0 ] || status=1; }; \
 	exit $$status
 
+OWNER ?=
+CHECK_FILTER = --filter label=$(MANAGED_LABEL) $(if $(OWNER),--filter label=io.episode-runtime.owner=$(OWNER))
 clean-check:
-	@left="$$($(DOCKER) ps -aq --filter label=$(MANAGED_LABEL))" || { \
+	@left="$$($(DOCKER) ps -aq $(CHECK_FILTER))" || { \
 		echo "error: clean-check: cannot list containers (is dockerd running?)" >&2; exit 1; }; \
 	if [ -n "$$left" ]; then \
 		echo "error: containers labelled $(MANAGED_LABEL) left behind (remove with 'make clean'):" >&2; \
-		$(DOCKER) ps -a --filter label=$(MANAGED_LABEL) \
+		$(DOCKER) ps -a $(CHECK_FILTER) \
 			--format 'table {{.ID}}\t{{.Image}}\t{{.Status}}\t{{.Names}}' >&2; \
 		exit 1; \
 	fi; \

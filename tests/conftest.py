@@ -33,7 +33,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
 @pytest.fixture(scope="session")
 def owner(docker_client: docker.DockerClient) -> Iterator[str]:
     """This test run's owner label; at the end, nothing labelled with it may remain."""
-    name = f"pytest-{secrets.token_hex(4)}"
+    name = os.environ.get("RUNTIME_TEST_OWNER") or f"pytest-{secrets.token_hex(4)}"
     yield name
     leftovers = docker_client.containers.list(all=True, filters=labels.owner_filter(name))
     for container in leftovers:
@@ -43,10 +43,14 @@ def owner(docker_client: docker.DockerClient) -> Iterator[str]:
 
 def leftover_containers(client: docker.DockerClient, owner_name: str) -> list[str]:
     """Names of the containers still labelled with ``owner_name``."""
-    return [c.name for c in client.containers.list(all=True, filters=labels.owner_filter(owner_name))]
+    return [
+        c.name for c in client.containers.list(all=True, filters=labels.owner_filter(owner_name))
+    ]
 
 
-async def wait_until_gone(client: docker.DockerClient, owner_name: str, timeout_s: float = 15) -> list[str]:
+async def wait_until_gone(
+    client: docker.DockerClient, owner_name: str, timeout_s: float = 15
+) -> list[str]:
     """Poll until no container of ``owner_name`` exists; returns what is left at the timeout."""
     left: list[str] = []
     for _ in range(int(timeout_s * 10)):
