@@ -201,7 +201,7 @@ class DockerBackend(SandboxBackend):
         await self._call(self._remove, container_id)
 
     async def remove_owned(self) -> int:
-        """Remove every container labelled with this instance's owner name (a previous run's too)."""
+        """Remove every container labelled with this instance's name, an earlier run's too."""
         removed: int = await self._call(self._remove_owned)
         return removed
 

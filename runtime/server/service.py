@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import grpc
-
 from runtime.episodes.engine import EpisodeEngine
 from runtime.errors import InvalidArgumentError
 from runtime.server import convert
