@@ -34,6 +34,9 @@ _write_lock = threading.Lock()
 _calls_lock = threading.Lock()
 _calls: dict[Any, tuple[subprocess.Popen[bytes], Request]] = {}
 """Request id -> (Popen, request) of a running command."""
+_sessions: dict[str, "Session"] = {}
+"""Session name ("bash", "python") -> its long-lived process."""
+_sessions_lock = threading.Lock()
 
 
 def send(obj: Reply) -> None:
@@ -230,6 +233,239 @@ def _supervise(
     }
 
 
+BASH_DRIVER = r"""
+while IFS= read -r __rt_tag; do
+  IFS= read -r -d '' __rt_code
+  eval "$__rt_code" </dev/null
+  __rt_rc=$?
+  printf '\n%s %d\n' "$__rt_tag" "$__rt_rc"
+  printf '\n%s\n' "$__rt_tag" >&2
+done
+"""
+"""The persistent shell's loop: each call is a tag line and NUL-terminated source, evaluated in
+the shell itself so `cd`, variables and background jobs outlive the call."""
+
+PYTHON_DRIVER = r"""
+import ast, os, sys, traceback
+ctl = os.fdopen(os.dup(0), "rb")
+null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(null, 0)
+sys.stdin = open(os.devnull)
+ns = {"__name__": "__main__", "__builtins__": __builtins__}
+while True:
+    header = ctl.readline()
+    if not header:
+        break
+    tag, size = header.split()
+    source = ctl.read(int(size)).decode("utf-8", "replace")
+    rc = 0
+    try:
+        tree = ast.parse(source, "<cell>", "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, "<cell>", "exec"), ns)
+        if last is not None:
+            value = eval(compile(last, "<cell>", "eval"), ns)
+            if value is not None:
+                print(repr(value))
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException as exc:
+        # Drop the driver's own frame: the model should see only its cell.
+        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
+        rc = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os.write(1, b"\n" + tag + b" " + str(rc).encode() + b"\n")
+    os.write(2, b"\n" + tag + b"\n")
+"""
+"""The persistent interpreter's loop: one namespace for the episode; a trailing expression is
+echoed like a REPL would."""
+
+
+class _Marked:
+    """One output stream of a session call: capped capture up to the call's end marker."""
+
+    def __init__(self, marker: bytes, cap: int, wants_code: bool) -> None:
+        self.marker = marker
+        self.cap = cap
+        self.wants_code = wants_code
+        self.pending = bytearray()
+        self.kept = bytearray()
+        self.total = 0
+        self.done = False
+        self.code: int | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        """Take a chunk; output before the marker is kept (capped), the marker ends the call."""
+        if self.done:
+            return
+        self.pending += chunk
+        at = self.pending.find(self.marker)
+        if at < 0:
+            keep_back = len(self.marker) - 1
+            if len(self.pending) > keep_back:
+                self._commit(bytes(self.pending[: len(self.pending) - keep_back]))
+                del self.pending[: len(self.pending) - keep_back]
+            return
+        rest = self.pending[at + len(self.marker) :]
+        if self.wants_code:
+            end = rest.find(b"\n")
+            if end < 0:
+                return  # the exit code has not fully arrived yet
+            with contextlib.suppress(ValueError):
+                self.code = int(rest[:end].strip() or b"0")
+        self._commit(bytes(self.pending[:at]))
+        self.pending.clear()
+        self.done = True
+
+    def flush(self) -> None:
+        """The stream ended without a marker: keep what came."""
+        self._commit(bytes(self.pending))
+        self.pending.clear()
+
+    def _commit(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.cap - len(self.kept)
+        if room > 0:
+            self.kept += data[:room]
+
+
+class Session:
+    """A long-lived bash or Python process that keeps state between calls of one episode."""
+
+    def __init__(self, kind: str, env: dict[str, str], cwd: str | None) -> None:
+        self.kind = kind
+        self.lock = threading.Lock()
+        driver = ["python3", "-u", "-c", PYTHON_DRIVER] if kind == "python" else None
+        argv = driver or ["bash", "--noprofile", "--norc", "-c", BASH_DRIVER]
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_child_setup,
+        )
+        self.pid = self.proc.pid
+
+    def alive(self) -> bool:
+        """Whether the process still runs."""
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill the session and everything it started."""
+        _kill_group(self.proc)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+    def run(self, req: Request, cap: int, timeout: float) -> Reply:
+        """Run one call in the session; on timeout the session is killed and restarts later."""
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        tag = b"__RT_END_" + os.urandom(8).hex().encode()
+        source = req["code"].replace("\0", "").encode("utf-8", "replace")
+        if self.kind == "python":
+            message = tag + b" " + str(len(source)).encode() + b"\n" + source
+        else:
+            message = tag + b"\n" + source + b"\0"
+        out = _Marked(b"\n" + tag + b" ", cap, wants_code=True)
+        err = _Marked(b"\n" + tag + b"\n", cap, wants_code=False)
+        oom_before = oom_kills()
+        started = time.monotonic()
+        threading.Thread(target=_write_all, args=(self.proc.stdin, message), daemon=True).start()
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ, out)
+        sel.register(self.proc.stderr, selectors.EVENT_READ, err)
+        deadline = started + timeout
+        timed_out = False
+        while not (out.done and err.done) and sel.get_map():
+            now = time.monotonic()
+            if now >= deadline or req.get("_cancelled"):
+                timed_out = True
+                break
+            for key, _ in sel.select(min(0.5, deadline - now)):
+                chunk = os.read(key.fd, CHUNK)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    key.data.flush()
+                    continue
+                key.data.feed(chunk)
+        sel.close()
+        reset = timed_out or not (out.done and err.done)
+        exit_code = out.code
+        if reset:
+            self.kill()
+            exit_code = self.proc.returncode if not timed_out else -9
+        oom_after = oom_kills()
+        return {
+            "ok": True,
+            "exit_code": exit_code,
+            "stdout": out.kept.decode("utf-8", "replace"),
+            "stderr": err.kept.decode("utf-8", "replace"),
+            "stdout_bytes": out.total,
+            "stderr_bytes": err.total,
+            "stdout_truncated": out.total > cap,
+            "stderr_truncated": err.total > cap,
+            "timed_out": timed_out and not req.get("_cancelled"),
+            "cancelled": bool(req.get("_cancelled")),
+            "oom_killed": oom_before is not None
+            and oom_after is not None
+            and oom_after > oom_before,
+            "session_reset": reset,
+            "duration": time.monotonic() - started,
+        }
+
+
+def _write_all(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        pipe.write(data)
+        pipe.flush()
+
+
+def run_in_session(req: Request) -> Reply:
+    """Run a call in the episode's persistent bash or Python session, starting it if needed."""
+    name = "python" if req.get("kind") == "python" else "bash"
+    cap = int(req.get("cap", 65536))
+    timeout = float(req.get("timeout", 30.0))
+    with _sessions_lock:
+        session = _sessions.get(name)
+        fresh = session is None or not session.alive()
+        if session is not None and fresh:
+            session.kill()
+        if fresh:
+            # Under the calls lock, like run_command: the reaper must not take the new child.
+            with _calls_lock:
+                try:
+                    session = Session(name, dict(req.get("env") or {}), req.get("cwd") or None)
+                except OSError as exc:
+                    return {"ok": False, "error": f"could not start the {name} session: {exc}"}
+                _sessions[name] = session
+    assert session is not None
+    with session.lock:
+        with _calls_lock:
+            _calls[req["id"]] = (session.proc, req)
+        try:
+            reply = session.run(req, cap, timeout)
+        finally:
+            with _calls_lock:
+                _calls.pop(req["id"], None)
+    reply["session_started"] = fresh
+    reap_once()
+    return reply
+
+
 def resolve(path: str, workdir: str) -> str | None:
     """``path`` made absolute against the work dir, or None if it escapes it (symlinks included)."""
     root = os.path.realpath(workdir)
@@ -309,7 +545,9 @@ def reap_once() -> None:
         if info is None:
             return
         with _calls_lock:
-            if info.si_pid in {proc.pid for proc, _ in _calls.values()}:
+            owned = {proc.pid for proc, _ in _calls.values()}
+            owned.update(session.pid for session in list(_sessions.values()))
+            if info.si_pid in owned:
                 return
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(info.si_pid, os.WNOHANG)
@@ -322,8 +560,13 @@ def reap_forever() -> None:
         reap_once()
 
 
+def execute(req: Request) -> Reply:
+    """Run a command: in the named persistent session, or as a one-shot process."""
+    return run_in_session(req) if req.get("session") else run_command(req)
+
+
 HANDLERS: dict[str, Callable[[Request], Reply]] = {
-    "exec": run_command,
+    "exec": execute,
     "read_file": read_file,
     "write_file": write_file,
     "cancel": cancel,
@@ -384,6 +627,7 @@ def main(stream: IO[bytes]) -> None:
                 )
     with _calls_lock:
         procs = [proc for proc, _ in _calls.values()]
+        procs.extend(session.proc for session in _sessions.values())
     for proc in procs:
         _kill_group(proc)
     os._exit(0)

@@ -26,6 +26,9 @@ class ExecResult:
     stdout_bytes: int = 0
     """Bytes the command wrote to stdout, including what was dropped."""
     stderr_bytes: int = 0
+    session_reset: bool = False
+    """The call ran in a persistent session that had to be killed (timeout, exit, crash): the
+    next call starts a fresh one, without the old working directory, variables or jobs."""
 
     @property
     def output_truncated(self) -> bool:
@@ -60,11 +63,14 @@ class Sandbox(ABC):
         timeout_s: float,
         stdin: str = "",
         kind: str = "bash",
+        session: bool = False,
     ) -> ExecResult:
         """Run ``command`` (a bash script, or Python source when ``kind='python'``) to completion.
 
-        The call's whole process tree is killed at ``timeout_s``, or when the awaiting task is
-        cancelled. Raises `SandboxError` when the sandbox itself is gone or broken.
+        With ``session`` the call runs in the sandbox's persistent shell or interpreter of that
+        kind, so state carries over to the next call; otherwise in a fresh process. The call's
+        whole process tree is killed at ``timeout_s``, or when the awaiting task is cancelled.
+        Raises `SandboxError` when the sandbox itself is gone or broken.
         """
 
     @abstractmethod

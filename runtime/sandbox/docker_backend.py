@@ -88,7 +88,13 @@ class DockerSandbox(Sandbox):
         self._env.update(dict(spec.env))
 
     async def exec(
-        self, command: str, *, timeout_s: float, stdin: str = "", kind: str = "bash"
+        self,
+        command: str,
+        *,
+        timeout_s: float,
+        stdin: str = "",
+        kind: str = "bash",
+        session: bool = False,
     ) -> ExecResult:
         """Run a bash script or Python program through the agent."""
         started = time.monotonic()
@@ -96,6 +102,7 @@ class DockerSandbox(Sandbox):
             "exec",
             {
                 "kind": kind,
+                "session": session,
                 "code": command,
                 "stdin": stdin,
                 "timeout": timeout_s,
@@ -120,6 +127,7 @@ class DockerSandbox(Sandbox):
             stderr_truncated=reply.get("stderr_truncated") is True,
             stdout_bytes=_int(reply.get("stdout_bytes")),
             stderr_bytes=_int(reply.get("stderr_bytes")),
+            session_reset=reply.get("session_reset") is True,
         )
 
     async def read_file(self, path: str, *, max_bytes: int) -> FileResult:

@@ -42,26 +42,35 @@ def _check_size(source: str, what: str) -> None:
 
 @tool
 async def bash(command: str, ctx: ToolContext) -> ToolOutput:
-    """Run a bash script in the sandbox's work directory and return its output.
+    """Run bash commands in a persistent shell in the sandbox and return their output.
+
+    The working directory, variables and background jobs carry over to the next call.
 
     Args:
-        command: The bash script to run. Every process it starts is killed when it finishes
-            or times out.
+        command: The bash script to run. If it times out, it and every process the shell
+            started are killed and the shell restarts fresh.
     """
     _check_size(command, "command")
-    result = await ctx.require_sandbox().exec(command, timeout_s=ctx.timeout_s, kind="bash")
+    result = await ctx.require_sandbox().exec(
+        command, timeout_s=ctx.timeout_s, kind="bash", session=True
+    )
     return _exec_output(result, ctx)
 
 
 @tool
 async def python(code: str, ctx: ToolContext) -> ToolOutput:
-    """Run a Python 3 program in the sandbox and return what it prints.
+    """Run Python 3 code in a persistent interpreter in the sandbox and return its output.
+
+    Variables, imports and functions carry over to the next call; the value of a final
+    expression is printed, as in a REPL.
 
     Args:
-        code: The program's source. Use print() to show results.
+        code: The source to run. Use print() to show results.
     """
     _check_size(code, "program")
-    result = await ctx.require_sandbox().exec(code, timeout_s=ctx.timeout_s, kind="python")
+    result = await ctx.require_sandbox().exec(
+        code, timeout_s=ctx.timeout_s, kind="python", session=True
+    )
     return _exec_output(result, ctx)
 
 

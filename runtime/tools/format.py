@@ -38,6 +38,11 @@ def format_exec(result: ExecResult, *, timeout_s: float, cap: int, memory_bytes:
         parts.append(f"[killed by signal {-result.exit_code}]")
     elif result.exit_code:
         parts.append(f"[exit code: {result.exit_code}]")
+    if result.session_reset:
+        parts.append(
+            "[the session was restarted: the next call starts fresh, without the previous "
+            "working directory, variables or background jobs]"
+        )
     return "\n".join(parts) if parts else "(no output)"
 
 

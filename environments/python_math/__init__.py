@@ -1,0 +1,247 @@
+"""python_math: arithmetic and word problems solved with the `python` tool, then `submit`.
+
+The dataset (`data.jsonl`, 200 problems in six families) is written by `generate.py`; see
+README.md. Only an answer passed to `submit` is graded: an answer typed in a plain message
+scores 0. The grader compares the submission with the reference after `normalize_answer`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Sequence
+from fractions import Fraction
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from runtime.env import (
+    Environment,
+    Episode,
+    EpisodeContext,
+    RewardResult,
+    SandboxSpec,
+    TaskExample,
+)
+
+__all__ = [
+    "DATA_FILE",
+    "SYSTEM_PROMPT",
+    "PythonMathEnv",
+    "answers_match",
+    "available_families",
+    "clean_answer",
+    "load_environment",
+    "normalize_answer",
+    "parse_number",
+]
+
+DATA_FILE = Path(__file__).resolve().parent / "data.jsonl"
+
+SYSTEM_PROMPT = """\
+You solve math problems with the help of a Python sandbox. You have two tools:
+- python: runs a Python 3 program and returns what it prints. Do every computation with it \
+instead of by hand, and print() the values you need. Prefer exact arithmetic (integers and \
+fractions.Fraction) over floats.
+- submit: submits your final answer and ends the episode.
+When you have the result, call submit with only the final answer, written in exactly the \
+format the problem asks for (for example 1234, -7/12 or 12.50): no words, units, $ signs or \
+explanation. Only the submitted answer is graded; an answer written in a message without \
+calling submit scores zero."""
+
+MAX_NUMBER_CHARS = 1_000
+"""Longer strings are never parsed as numbers (keeps hostile input cheap to grade)."""
+_WRAPPERS = "`$"
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+"""A plain decimal number; no exponent (``1e999999999`` must not become a huge int)."""
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+"""A number with thousands separators, e.g. ``1,234,567.5``."""
+
+
+def clean_answer(text: object) -> str:
+    """Strip whitespace, a trailing period and surrounding ``$`` / backticks, repeatedly."""
+    value = "" if text is None else str(text)
+    while True:
+        before = value
+        value = value.strip().strip(_WRAPPERS)
+        if value.endswith("."):
+            value = value[:-1]
+        if value == before:
+            return value
+
+
+def _parse_decimal(text: str) -> Fraction | None:
+    text = text.strip()
+    if _GROUPED.fullmatch(text):
+        text = text.replace(",", "")
+    if not _NUMBER.fullmatch(text):
+        return None
+    return Fraction(text)
+
+
+def parse_number(text: str) -> Fraction | None:
+    """The exact value of a cleaned answer (``42``, ``-3.50``, ``1,234``, ``3/6``), or None."""
+    if len(text) > MAX_NUMBER_CHARS:
+        return None
+    parts = text.split("/")
+    if len(parts) > 2:
+        return None
+    values: list[Fraction] = []
+    for part in parts:
+        value = _parse_decimal(part)
+        if value is None:
+            return None
+        values.append(value)
+    if len(values) == 1:
+        return values[0]
+    numerator, denominator = values
+    if denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def normalize_answer(text: object) -> str:
+    """The canonical form answers are compared in.
+
+    The text is cleaned (`clean_answer`); a number becomes its exact value, written ``n`` when
+    whole and ``n/d`` in lowest terms otherwise (``"42.0"`` -> ``"42"``, ``"3/6"`` ->
+    ``"1/2"``, ``"1,234"`` -> ``"1234"``, ``"12.50"`` -> ``"25/2"``); anything else is kept
+    as cleaned, so it must match exactly (case and inner spacing included).
+    """
+    cleaned = clean_answer(text)
+    number = parse_number(cleaned)
+    if number is None:
+        return cleaned
+    if number.denominator == 1:
+        return str(number.numerator)
+    return f"{number.numerator}/{number.denominator}"
+
+
+def answers_match(submitted: object, reference: object) -> bool:
+    """Whether a submission equals the reference once both are normalised."""
+    return normalize_answer(submitted) == normalize_answer(reference)
+
+
+@cache
+def _read_records() -> tuple[dict[str, Any], ...]:
+    records: list[dict[str, Any]] = []
+    with DATA_FILE.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError(f"{DATA_FILE}:{line_no}: not a JSON object")
+            records.append(record)
+    return tuple(records)
+
+
+def available_families() -> list[str]:
+    """The problem families in the shipped dataset, sorted."""
+    return sorted({str(r["metadata"]["family"]) for r in _read_records()})
+
+
+class PythonMathEnv(Environment):
+    """Math problems: compute with `python`, answer with `submit`; reward 1 for a match."""
+
+    id = "python_math"
+    description = (
+        "Arithmetic, modular arithmetic, series, word problems, number theory and exact "
+        "fractions; the model computes with the python tool and submits the final answer."
+    )
+    system_prompt = SYSTEM_PROMPT
+    tools = ["python", "submit"]
+
+    def __init__(
+        self,
+        *,
+        dataset: str | Sequence[dict[str, Any]] = "data.jsonl",
+        max_turns: int = 8,
+        call_timeout_s: float = 10.0,
+    ) -> None:
+        self.dataset = dataset
+        self.max_turns = max_turns
+        self.sandbox = SandboxSpec(call_timeout_s=call_timeout_s)
+
+    async def score_episode(
+        self, example: TaskExample, episode: Episode, ctx: EpisodeContext
+    ) -> RewardResult:
+        """1.0 when the submitted answer equals the reference after normalisation, else 0.0.
+
+        Only `submit` counts: the final assistant text is ignored when nothing was submitted.
+        """
+        reference = "" if example.output is None else str(example.output)
+        if not episode.submitted:
+            return RewardResult(
+                score=0.0,
+                reason="no answer submitted",
+                components={"correct": 0.0, "submitted": 0.0},
+                metadata={"reference": reference},
+            )
+        submitted = "" if episode.submission is None else str(episode.submission)
+        got, want = normalize_answer(submitted), normalize_answer(reference)
+        correct = got == want
+        if correct:
+            reason = f"correct: submitted {submitted[:200]!r}, reference {reference!r}"
+        else:
+            reason = f"incorrect: expected {reference!r}, got {submitted[:200]!r}"
+        return RewardResult(
+            score=1.0 if correct else 0.0,
+            threshold=1.0,
+            reason=reason,
+            components={"correct": 1.0 if correct else 0.0, "submitted": 1.0},
+            metadata={
+                "reference": reference,
+                "normalized_submission": got[:200],
+                "normalized_reference": want,
+            },
+        )
+
+
+def load_environment(
+    num_examples: int | None = None,
+    families: list[str] | None = None,
+    max_turns: int = 8,
+    call_timeout_s: float = 10.0,
+) -> PythonMathEnv:
+    """The python_math environment.
+
+    Args:
+        num_examples: Keep only the first N problems (of the selected families, in file
+            order, which interleaves the families); None keeps all. More than there are
+            keeps all.
+        families: Keep only these families (see `available_families()`); None keeps all.
+        max_turns: Assistant turns before an episode is truncated.
+        call_timeout_s: Timeout of each tool call in the sandbox, in seconds.
+    """
+    if num_examples is not None:
+        if isinstance(num_examples, bool) or not isinstance(num_examples, int):
+            raise TypeError(f"num_examples must be an integer, got {num_examples!r}")
+        if num_examples < 1:
+            raise ValueError(f"num_examples must be at least 1, got {num_examples}")
+    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
+        raise ValueError(f"max_turns must be an integer of at least 1, got {max_turns!r}")
+    if (
+        isinstance(call_timeout_s, bool)
+        or not isinstance(call_timeout_s, int | float)
+        or not 0 < call_timeout_s <= 3600
+    ):
+        raise ValueError(f"call_timeout_s must be in (0, 3600] seconds, got {call_timeout_s!r}")
+
+    dataset: str | list[dict[str, Any]] = "data.jsonl"
+    if families is not None or num_examples is not None:
+        records = list(_read_records())
+        if families is not None:
+            wanted = [families] if isinstance(families, str) else list(families)
+            valid = available_families()
+            if not wanted:
+                raise ValueError(f"families must not be empty; valid families: {valid}")
+            unknown = sorted({str(f) for f in wanted} - set(valid))
+            if unknown:
+                raise ValueError(f"unknown families {unknown}; valid families: {valid}")
+            records = [r for r in records if r["metadata"]["family"] in wanted]
+        if num_examples is not None:
+            records = records[:num_examples]
+        dataset = copy.deepcopy(records)
+    return PythonMathEnv(dataset=dataset, max_turns=max_turns, call_timeout_s=call_timeout_s)
