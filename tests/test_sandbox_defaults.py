@@ -58,10 +58,14 @@ async def bash_tool(
 
 
 async def process_names(sandbox: Sandbox) -> list[str]:
-    """Command names of every process in the container, the `ps` itself excluded."""
-    result = await sh(sandbox, "ps -eo pid=,comm=")
+    """Command names of the live processes in the container, the `ps` itself excluded.
+
+    Zombies don't count: a killed orphan is reaped by the agent (PID 1) within half a second.
+    """
+    result = await sh(sandbox, "ps -eo stat=,comm=")
     assert result.exit_code == 0, result
-    names = [line.split(None, 1)[1] for line in result.stdout.splitlines() if line.strip()]
+    rows = [line.split(None, 1) for line in result.stdout.splitlines() if line.strip()]
+    names = [comm for stat, comm in rows if not stat.startswith("Z")]
     names.remove("ps")
     return names
 

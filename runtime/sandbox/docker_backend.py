@@ -84,8 +84,25 @@ class DockerSandbox(Sandbox):
         self._channel = channel
         self._keepalive = keepalive  # the SDK's socket wrapper; dropping it may close the socket
         self._closed = False
-        self._env = {"PATH": _TOOL_PATH, "HOME": spec.workdir, "LANG": "C.UTF-8", "TERM": "dumb"}
-        self._env.update(dict(spec.env))
+        self.episode_id = ""
+        self._env = self._base_env(spec)
+
+    @property
+    def healthy(self) -> bool:
+        """The agent channel still works (a pooled sandbox may have died while waiting)."""
+        return not self._closed and self._channel.broken is None
+
+    def assign(self, spec: SandboxSpec, episode_id: str) -> None:
+        """Hand a pooled sandbox to an episode, with that episode's per-call limits."""
+        self.spec = spec
+        self.episode_id = episode_id
+        self._env = self._base_env(spec)
+
+    @staticmethod
+    def _base_env(spec: SandboxSpec) -> dict[str, str]:
+        env = {"PATH": _TOOL_PATH, "HOME": spec.workdir, "LANG": "C.UTF-8", "TERM": "dumb"}
+        env.update(dict(spec.env))
+        return env
 
     async def exec(
         self,
@@ -187,7 +204,12 @@ class DockerBackend(SandboxBackend):
         self._client: docker.DockerClient | None = None
         self._live: dict[str, DockerSandbox] = {}
 
-    async def create(self, spec: SandboxSpec, *, episode_id: str) -> Sandbox:
+    @property
+    def live_count(self) -> int:
+        """Sandboxes created by this backend and not yet removed."""
+        return len(self._live)
+
+    async def create(self, spec: SandboxSpec, *, episode_id: str) -> DockerSandbox:
         """Create, attach and start a container, then hand the agent its program."""
         options = container_options(
             spec, labels.container_labels(self.owner, self.boot_id, episode_id)
@@ -200,6 +222,7 @@ class DockerBackend(SandboxBackend):
                 await self.remove(container_id)
             raise
         sandbox = DockerSandbox(self, container_id, spec, channel, keepalive)
+        sandbox.episode_id = episode_id
         self._live[container_id] = sandbox
         return sandbox
 

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from runtime.episodes.engine import EpisodeEngine
 from runtime.episodes.registry import EnvironmentRegistry
 from runtime.sandbox.docker_backend import DockerBackend
+from runtime.sandbox.pool import SandboxPool
 from runtime.server.service import EpisodeService
 from runtime.server.settings import ServerSettings
 from runtime.v1 import runtime_pb2 as pb
@@ -29,9 +30,13 @@ class RuntimeServer:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
-        self.backend = DockerBackend(owner=settings.instance_name, boot_id=secrets.token_hex(6))
+        docker_backend = DockerBackend(owner=settings.instance_name, boot_id=secrets.token_hex(6))
+        self.backend = docker_backend
+        self.pool = SandboxPool(
+            docker_backend, size=settings.pool_size, max_live=settings.max_live_sandboxes
+        )
         self.registry = EnvironmentRegistry(settings.environments, settings.env_dirs)
-        self.engine = EpisodeEngine(self.registry, self.backend, settings.engine_limits())
+        self.engine = EpisodeEngine(self.registry, self.pool, settings.engine_limits())
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -71,6 +76,10 @@ class RuntimeServer:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
         await server.start()
         self._server = server
+        for env_id in self.registry.ids:
+            spec = self.registry.get(env_id).sandbox
+            if spec is not None:
+                self.pool.warm(spec)
         for name in ("", SERVICE_NAME):
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -91,7 +100,7 @@ class RuntimeServer:
             grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
             await self._server.stop(grace)
         await self.engine.close()
-        await self.backend.close()
+        await self.pool.close()
         log.info("stopped; every sandbox removed")
 
     async def wait(self) -> None:

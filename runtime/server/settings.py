@@ -35,6 +35,11 @@ class ServerSettings(BaseSettings):
     same name are removed (and only those)."""
     max_live_episodes: int = Field(default=256, ge=1)
     """Episodes held at once; beyond it StartEpisode answers RESOURCE_EXHAUSTED."""
+    max_live_sandboxes: int = Field(default=320, ge=1)
+    """Sandbox containers at once, warm-pool ones included; beyond it RESOURCE_EXHAUSTED."""
+    pool_size: int = Field(default=0, ge=0)
+    """Sandboxes kept started ahead for each offered environment's sandbox spec, so that
+    StartEpisode takes a warm one instead of creating a container (0 disables the pool)."""
     max_turns: int = Field(default=1000, ge=1)
     """Cap on any episode's turns, whatever its environment says."""
     max_call_timeout_s: float = Field(default=600.0, gt=0)
