@@ -41,9 +41,10 @@ DATA_FILE = Path(__file__).resolve().parent / "data.jsonl"
 
 SYSTEM_PROMPT = """\
 You solve math problems with the help of a Python sandbox. You have two tools:
-- python: runs a Python 3 program and returns what it prints. Do every computation with it \
-instead of by hand, and print() the values you need. Prefer exact arithmetic (integers and \
-fractions.Fraction) over floats.
+- python: runs Python 3 code in a persistent interpreter (variables and imports carry over \
+between calls) and returns its output. Do every computation with it instead of by hand, and \
+print() the values you need. Prefer exact arithmetic (integers and fractions.Fraction) over \
+floats.
 - submit: submits your final answer and ends the episode.
 When you have the result, call submit with only the final answer, written in exactly the \
 format the problem asks for (for example 1234, -7/12 or 12.50): no words, units, $ signs or \
