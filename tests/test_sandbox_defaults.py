@@ -146,7 +146,7 @@ async def test_network_none_reaches_neither_host_nor_internet(
         outcome = json.loads(result.stdout)
         assert len(outcome) == len(targets) + 1
         for target, what in outcome.items():
-            assert what != "connected" and what != "resolved", (target, outcome)
+            assert what not in ("connected", "resolved"), (target, outcome)
         with pytest.raises(BlockingIOError):
             listener.accept()  # nothing from inside ever reached the host's listener
     finally:
@@ -190,7 +190,9 @@ async def test_runs_as_nobody_and_cannot_become_root(
 # --- root filesystem -----------------------------------------------------------------------
 
 
-async def test_root_filesystem_is_read_only(shared: Sandbox, docker_client: docker.DockerClient) -> None:
+async def test_root_filesystem_is_read_only(
+    shared: Sandbox, docker_client: docker.DockerClient
+) -> None:
     for target in ("/x", "/usr/bin/x", "/etc/x"):
         result = await sh(shared, f"touch {target}")
         assert result.exit_code != 0
@@ -198,7 +200,7 @@ async def test_root_filesystem_is_read_only(shared: Sandbox, docker_client: dock
 
     writable = await sh(
         shared,
-        "set -e; for d in /work /tmp; do echo hi > $d/probe-$$; cat $d/probe-$$; rm $d/probe-$$; done",
+        "set -e; for d in /work /tmp; do echo hi > $d/p-$$; cat $d/p-$$; rm $d/p-$$; done",
     )
     assert writable.exit_code == 0, writable
     assert writable.stdout == "hi\nhi\n"
@@ -269,7 +271,9 @@ async def test_memory_limit_kills_a_600_mib_allocation(fresh: Sandbox) -> None:
     assert alive.stdout == "still here\n"
 
 
-async def test_memory_limit_without_swap(shared: Sandbox, docker_client: docker.DockerClient) -> None:
+async def test_memory_limit_without_swap(
+    shared: Sandbox, docker_client: docker.DockerClient
+) -> None:
     info = await inspect(docker_client, shared.id)
     assert info["HostConfig"]["Memory"] == 512 * MIB
     assert info["HostConfig"]["MemorySwap"] == 512 * MIB
@@ -431,7 +435,8 @@ async def test_stderr_capped_independently(shared: Sandbox) -> None:
     both = await sh(shared, "head -c 100000 /dev/zero | tr '\\0' c; head -c 90000 /dev/zero >&2")
     assert (both.stdout_bytes, both.stderr_bytes) == (100000, 90000)
     assert len(both.stdout) == len(both.stderr) == CAP
-    assert both.stdout_truncated and both.stderr_truncated
+    assert both.stdout_truncated
+    assert both.stderr_truncated
 
     message, record = await bash_tool(
         shared, "echo small; head -c 200000 /dev/zero | tr '\\0' b >&2"
@@ -518,9 +523,7 @@ async def test_server_environment_is_not_visible(
         for key in set(os.environ) - _SANDBOX_ENV:
             assert f"\n{key}=" not in "\n" + result.stdout, key
 
-        py = await sandbox.exec(
-            "import os\nprint(sorted(os.environ))", timeout_s=15, kind="python"
-        )
+        py = await sandbox.exec("import os\nprint(sorted(os.environ))", timeout_s=15, kind="python")
         assert canary_key not in py.stdout
 
         pid1 = await sh(sandbox, "cat /proc/1/environ 2>/dev/null | tr '\\0' '\\n'; true")
@@ -606,9 +609,7 @@ async def test_backend_close_removes_its_sandboxes(
         await other.close()
         assert await wait_until_gone(docker_client, other_owner) == []
     finally:
-        for c in docker_client.containers.list(
-            all=True, filters=labels.owner_filter(other_owner)
-        ):
+        for c in docker_client.containers.list(all=True, filters=labels.owner_filter(other_owner)):
             c.remove(force=True)
 
 
