@@ -204,11 +204,6 @@ async def test_python_reads_stdin_as_empty(ctx: ToolContext) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="agent.py PYTHON_DRIVER drops only its own traceback frame; a SyntaxError raised "
-    "by ast.parse shows the driver's /usr/lib/python3.*/ast.py frame to the model",
-    strict=True,
-)
 async def test_python_syntax_error_shows_only_the_cell(ctx: ToolContext) -> None:
     message, record = await call(ctx, "python", {"code": "def f(:"})
     assert "SyntaxError" in message.content
@@ -217,11 +212,6 @@ async def test_python_syntax_error_shows_only_the_cell(ctx: ToolContext) -> None
     assert "ast.py" not in message.content, message.content
 
 
-@pytest.mark.xfail(
-    reason="agent.py PYTHON_DRIVER maps sys.exit('message') to exit code 1 without printing "
-    "the message to stderr, as python3 itself would",
-    strict=True,
-)
 async def test_python_sys_exit_with_a_message(ctx: ToolContext) -> None:
     message, record = await call(ctx, "python", {"code": "import sys\nsys.exit('bad input')"})
     assert record.exit_code == 1
@@ -408,11 +398,6 @@ async def test_long_program_through_a_file(ctx: ToolContext) -> None:
     assert await content(ctx, "bash", {"command": f"python3 {name}"}) == "20000"
 
 
-@pytest.mark.xfail(
-    reason="channel.py _send encodes with strict UTF-8: a lone surrogate in the arguments "
-    "raises UnicodeEncodeError, reported to the model as 'the tool failed: UnicodeEncodeError'",
-    strict=True,
-)
 async def test_lone_surrogate_in_a_command(ctx: ToolContext) -> None:
     message, record = await call(ctx, "bash", '{"command": "echo before \\ud800 after"}')
     assert "UnicodeEncodeError" not in message.content
@@ -453,12 +438,6 @@ async def test_sandbox_killed_from_outside(
         await asyncio.to_thread(docker_client.containers.get, own_sandbox.id)
 
 
-@pytest.mark.xfail(
-    reason="docker_backend.py explain_failure trusts State.OOMKilled, which Docker sets when "
-    "any process of the container was OOM-killed earlier, so a later kill is misreported "
-    "as the sandbox running out of memory",
-    strict=True,
-)
 async def test_kill_after_an_earlier_oom_is_not_reported_as_oom(
     own_sandbox: Sandbox, docker_client: docker.DockerClient
 ) -> None:

@@ -392,11 +392,6 @@ async def test_background_leftovers_die_when_the_call_ends(fresh: Sandbox) -> No
     assert "sleep" not in await process_names(fresh)
 
 
-@pytest.mark.xfail(
-    reason="agent.py kills only the call's process group (os.killpg); a process that calls "
-    "setsid() leaves the group and survives the call",
-    strict=True,
-)
 async def test_a_process_that_leaves_the_session_dies_with_the_call(fresh: Sandbox) -> None:
     result = await fresh.exec("setsid sleep 100 > /dev/null 2>&1 & sleep 0.5", timeout_s=30)
     assert result.exit_code == 0

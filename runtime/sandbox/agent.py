@@ -137,6 +137,7 @@ def run_command(req: Request) -> Reply:
         _kill_group(proc)
         with _calls_lock:
             _calls.pop(req["id"], None)
+        kill_strays()
         reap_once()
 
 
@@ -271,6 +272,11 @@ while True:
                 print(repr(value))
     except SystemExit as exc:
         rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, (int, type(None))):
+            print(exc.code, file=sys.stderr)
+    except SyntaxError as exc:
+        traceback.print_exception(type(exc), exc, None)
+        rc = 1
     except BaseException as exc:
         # Drop the driver's own frame: the model should see only its cell.
         traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
@@ -462,6 +468,7 @@ def run_in_session(req: Request) -> Reply:
             with _calls_lock:
                 _calls.pop(req["id"], None)
     reply["session_started"] = fresh
+    kill_strays()
     reap_once()
     return reply
 
@@ -551,6 +558,38 @@ def reap_once() -> None:
                 return
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(info.si_pid, os.WNOHANG)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses; the fields after its last ')' do not.
+    fields = data[data.rfind(b")") + 2 :].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def kill_strays() -> None:
+    """Kill processes that escaped their call's process group (``setsid``, daemons).
+
+    They end up as children of the agent (PID 1) without being a call or a session the agent
+    started; background jobs of a live shell session keep the shell as parent and survive.
+    """
+    if os.getpid() != 1:
+        return
+    with _calls_lock:
+        owned = {proc.pid for proc, _ in _calls.values()}
+        owned.update(session.pid for session in list(_sessions.values()))
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in owned or int(entry) == 1:
+                continue
+            if _parent_of(int(entry)) == 1:
+                with contextlib.suppress(OSError):
+                    os.killpg(int(entry), signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry), signal.SIGKILL)
 
 
 def reap_forever() -> None:

@@ -110,7 +110,8 @@ class AgentChannel:
             await self._writer.wait_closed()
 
     async def _send(self, obj: dict[str, Any]) -> None:
-        data = json.dumps(obj, ensure_ascii=False).encode()
+        # "replace": a lone surrogate the model wrote must not make the request unsendable.
+        data = json.dumps(obj, ensure_ascii=False).encode("utf-8", "replace")
         self._writer.write(_FRAME_HEADER.pack(len(data)) + data)
         try:
             await self._writer.drain()

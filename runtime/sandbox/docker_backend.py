@@ -244,10 +244,13 @@ class DockerBackend(SandboxBackend):
             return reason
         if state is None:
             return f"{reason}: the sandbox container no longer exists"
-        if state.get("OOMKilled"):
-            return f"{reason}: the sandbox ran out of memory and was killed"
         if not state.get("Running", False):
-            return f"{reason}: the sandbox container stopped (exit code {state.get('ExitCode')})"
+            # Docker's OOMKilled flag stays set after any earlier OOM kill of a tool process,
+            # so it cannot say why the container stopped; it is only mentioned.
+            oom = "; an out-of-memory kill was recorded in it" if state.get("OOMKilled") else ""
+            return (
+                f"{reason}: the sandbox container stopped (exit code {state.get('ExitCode')}){oom}"
+            )
         return reason
 
     async def ping(self) -> None:
