@@ -307,6 +307,10 @@ class EpisodeEngine:
             episode.final_response_text = result.final_response_text
         episode.submission, episode.submitted = ctx.submission, ctx.submitted
         if sandbox_failed:
+            # A dead sandbox is removed at once; the record stays until CloseEpisode.
+            if ctx.sandbox is not None:
+                await _quietly(ctx.sandbox.close())
+                ctx.sandbox = None
             episode.done, episode.status = True, "errored"
             episode.error = next(
                 (

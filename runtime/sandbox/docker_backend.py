@@ -7,6 +7,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -203,6 +204,8 @@ class DockerBackend(SandboxBackend):
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="docker")
         self._client: docker.DockerClient | None = None
         self._live: dict[str, DockerSandbox] = {}
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     @property
     def live_count(self) -> int:
@@ -214,7 +217,7 @@ class DockerBackend(SandboxBackend):
         options = container_options(
             spec, labels.container_labels(self.owner, self.boot_id, episode_id)
         )
-        container_id, sock, keepalive = await self._call(self._create_started, options)
+        container_id, sock, keepalive = await self._create_container(options)
         try:
             channel = await AgentChannel.open(sock)
         except BaseException:
@@ -225,6 +228,29 @@ class DockerBackend(SandboxBackend):
         sandbox.episode_id = episode_id
         self._live[container_id] = sandbox
         return sandbox
+
+    async def _create_container(self, options: dict[str, Any]) -> tuple[str, socket.socket, Any]:
+        # The Docker call runs on in a thread even if we are cancelled; whatever it creates
+        # then is removed when it finishes, so a cancelled start never leaks a container.
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._create_started, options)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        try:
+            result: tuple[str, socket.socket, Any] = await self._mapped(asyncio.shield(future))
+        except asyncio.CancelledError:
+            future.add_done_callback(self._discard_created)
+            raise
+        return result
+
+    def _discard_created(self, future: asyncio.Future[tuple[str, socket.socket, Any]]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        container_id, sock, _ = future.result()
+        sock.close()
+        task = asyncio.get_running_loop().create_task(self.remove(container_id))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def remove(self, container_id: str) -> None:
         """Force-remove one container; a container already gone is fine."""
@@ -258,9 +284,19 @@ class DockerBackend(SandboxBackend):
         await self._call(lambda: self._docker().ping())
 
     async def close(self) -> None:
-        """Remove every sandbox still live, then release the client and threads."""
+        """Remove every sandbox still live, then release the client and threads.
+
+        Creations still under way are waited for, and a last sweep by this process's labels
+        removes anything that slipped through.
+        """
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=60)
+        if self._cleanups:
+            await asyncio.wait(list(self._cleanups), timeout=60)
         live = list(self._live.values())
         await asyncio.gather(*(sandbox.close() for sandbox in live), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._call(self._remove_matching, labels.boot_filter(self.owner, self.boot_id))
         if self._client is not None:
             self._client.close()
         self._executor.shutdown(wait=False)
@@ -272,8 +308,12 @@ class DockerBackend(SandboxBackend):
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
+        return await self._mapped(loop.run_in_executor(self._executor, fn, *args))
+
+    @staticmethod
+    async def _mapped(call: Awaitable[T]) -> T:
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            return await call
         except docker.errors.ImageNotFound as exc:
             raise FailedPreconditionError(
                 f"sandbox image not found on this Docker daemon: {exc.explanation}; "
@@ -310,8 +350,10 @@ class DockerBackend(SandboxBackend):
                 raise
 
     def _remove_owned(self) -> int:
-        api = self._docker().api
-        found = api.containers(all=True, quiet=True, filters=labels.owner_filter(self.owner))
+        return self._remove_matching(labels.owner_filter(self.owner))
+
+    def _remove_matching(self, filters: dict[str, list[str]]) -> int:
+        found = self._docker().api.containers(all=True, quiet=True, filters=filters)
         for item in found:
             self._remove(item["Id"])
         return len(found)

@@ -21,3 +21,8 @@ def container_labels(owner: str, boot_id: str, episode_id: str) -> dict[str, str
 def owner_filter(owner: str) -> dict[str, list[str]]:
     """A Docker `filters` argument matching every container of one instance."""
     return {"label": [f"{MANAGED}=1", f"{OWNER}={owner}"]}
+
+
+def boot_filter(owner: str, boot_id: str) -> dict[str, list[str]]:
+    """A Docker `filters` argument matching the containers of one server process."""
+    return {"label": [f"{MANAGED}=1", f"{OWNER}={owner}", f"{BOOT}={boot_id}"]}
