@@ -11,7 +11,7 @@ MANAGED_LABEL := io.episode-runtime.managed
 LINT_PATHS := $(wildcard runtime tests environments)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve images proto proto-check lint typecheck test clean-check clean fmt
+.PHONY: help setup serve images proto proto-check lint typecheck test clean-check clean fmt bench
 
 help:
 	@echo "make setup        install docker/mmdebstrap/make, start dockerd, create .venv, build images"
@@ -60,7 +60,7 @@ typecheck:
 # the target fails if either did.
 # The run's containers carry a unique owner label, so clean-check judges this run only.
 TEST_OWNER := pytest-$(shell date +%s)-$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-test: lint typecheck
+test: lint typecheck proto-check
 	@status=0; \
 	RUNTIME_TEST_OWNER=$(TEST_OWNER) $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	$(MAKE) --no-print-directory clean-check OWNER=$(TEST_OWNER) || { [ $$status -ne 0 ] || status=1; }; \
@@ -86,3 +86,5 @@ clean:
 fmt:
 	$(PY) -m ruff format $(LINT_PATHS)
 	$(PY) -m ruff check --fix $(LINT_PATHS)
+
+bench: ; $(PY) benchmarks/bench.py $(BENCH_ARGS)

@@ -137,13 +137,13 @@ START_CASES = {
         pb.StartEpisodeRequest(
             environment_id="toy", limits=pb.EpisodeLimits(call_timeout_seconds=10000)
         ),
-        ["call_timeout", "600", "10000"],
+        ["per-call timeout", "600", "10000"],
     ),
     "call timeout not positive": (
         pb.StartEpisodeRequest(
             environment_id="toy", limits=pb.EpisodeLimits(call_timeout_seconds=-1)
         ),
-        ["call_timeout", "-1"],
+        ["per-call timeout", "-1"],
     ),
     "call timeout not finite": (
         pb.StartEpisodeRequest(
@@ -153,21 +153,21 @@ START_CASES = {
     ),
     "max_turns zero": (
         pb.StartEpisodeRequest(environment_id="toy", limits=pb.EpisodeLimits(max_turns=0)),
-        ["max_turns", "[1, 1000]", "got 0"],
+        ["turn limit", "[1, 1000]", "got 0"],
     ),
     "max_turns above the cap": (
         pb.StartEpisodeRequest(environment_id="toy", limits=pb.EpisodeLimits(max_turns=5000)),
-        ["max_turns", "1000", "5000"],
+        ["turn limit", "1000", "5000"],
     ),
     "output cap below the floor": (
         pb.StartEpisodeRequest(environment_id="toy", limits=pb.EpisodeLimits(output_cap_bytes=10)),
-        ["output_cap_bytes", "256", "got 10"],
+        ["output cap", "256", "got 10"],
     ),
     "output cap above the cap": (
         pb.StartEpisodeRequest(
             environment_id="toy", limits=pb.EpisodeLimits(output_cap_bytes=2**32 - 1)
         ),
-        ["output_cap_bytes", str(1024 * 1024)],
+        ["output cap", str(1024 * 1024)],
     ),
 }
 
@@ -634,16 +634,9 @@ async def test_odd_requests_never_yield_unknown(stub: Stub) -> None:
         assert answer.observations[0].content == "still here"
 
 
-# --- bugs found while writing these tests (xfail, strict) --------------------------------------
+# --- hostile nesting and malformed inline examples --------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="runtime/tools/schema.py Tool.parse_arguments catches only json.JSONDecodeError; "
-    "deeply nested arguments raise RecursionError, which escapes execute_call and fails the "
-    "step hook: INTERNAL and the episode is errored instead of an invalid_arguments observation",
-    strict=True,
-    raises=grpc.aio.AioRpcError,
-)
 async def test_deeply_nested_tool_arguments_are_an_observation(stub: Stub) -> None:
     async with open_episode(stub) as started:
         answer = await step(stub, started.episode_id, assistant(call("add", DEEP_JSON, "deep")))
@@ -652,13 +645,6 @@ async def test_deeply_nested_tool_arguments_are_an_observation(stub: Stub) -> No
         assert "JSON" in answer.observations[0].content
 
 
-@pytest.mark.xfail(
-    reason="runtime/env/action_parser.py _parse_block catches only ValueError; a deeply nested "
-    "<tool_call> block raises RecursionError out of the parser: INTERNAL instead of an "
-    "invalid_call observation",
-    strict=True,
-    raises=grpc.aio.AioRpcError,
-)
 async def test_deeply_nested_raw_tool_call_is_an_observation(stub: Stub) -> None:
     async with open_episode(stub) as started:
         answer = await step(
@@ -680,12 +666,6 @@ DEEP_REQUESTS = {
 }
 
 
-@pytest.mark.xfail(
-    reason="runtime/server/convert.py json_value catches only ValueError; json.loads raises "
-    "RecursionError on deeply nested input, answered INTERNAL ('internal error "
-    "(RecursionError)') instead of INVALID_ARGUMENT naming the field",
-    strict=True,
-)
 @pytest.mark.parametrize("field", list(DEEP_REQUESTS))
 async def test_deeply_nested_json_fields_are_invalid_argument(stub: Stub, field: str) -> None:
     await expect_error(
@@ -693,11 +673,6 @@ async def test_deeply_nested_json_fields_are_invalid_argument(stub: Stub, field:
     )
 
 
-@pytest.mark.xfail(
-    reason="runtime/server/convert.py json_value: action.metadata_json nested too deeply raises "
-    "RecursionError, answered INTERNAL instead of INVALID_ARGUMENT",
-    strict=True,
-)
 async def test_deeply_nested_action_metadata_is_invalid_argument(stub: Stub) -> None:
     async with open_episode(stub) as started:
         await expect_error(
@@ -707,13 +682,6 @@ async def test_deeply_nested_action_metadata_is_invalid_argument(stub: Stub) -> 
         )
 
 
-@pytest.mark.xfail(
-    reason="runtime/env/environment.py Environment.start_episode validates a list input with "
-    "Message.model_validate; a client's inline example with a malformed message (bad role) "
-    "raises pydantic ValidationError inside the hook and is answered INTERNAL (with pydantic's "
-    "multi-line text and URL) instead of INVALID_ARGUMENT",
-    strict=True,
-)
 async def test_inline_example_with_malformed_messages_is_invalid_argument(stub: Stub) -> None:
     request = pb.StartEpisodeRequest(
         environment_id="toy",

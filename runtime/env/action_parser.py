@@ -25,7 +25,7 @@ def _parse_block(body: str, index: int) -> ToolCall:
     call_id = f"call_{index}"
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ToolCall(id=call_id, name="", arguments=f"not valid JSON: {body.strip()[:200]}")
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         return ToolCall(

@@ -9,6 +9,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from runtime.env.action_parser import ActionParser, parse_tool_call_blocks
 from runtime.env.dataset import load_dataset
 from runtime.env.types import (
@@ -19,6 +21,7 @@ from runtime.env.types import (
     StepResult,
     TaskExample,
 )
+from runtime.errors import InvalidArgumentError
 from runtime.sandbox.spec import SandboxSpec
 from runtime.tools.builtin import BUILTIN_TOOLS
 from runtime.tools.context import ToolContext
@@ -87,7 +90,15 @@ class Environment:
             messages.append(Message(role="system", content=self.system_prompt))
         data = example.input
         if isinstance(data, list) and all(isinstance(m, Mapping) for m in data):
-            messages.extend(Message.model_validate(m) for m in data)
+            for i, item in enumerate(data):
+                try:
+                    messages.append(Message.model_validate(item))
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    raise InvalidArgumentError(
+                        f"example input[{i}] is not a chat message: {where}: {first['msg']}"
+                    ) from None
         elif isinstance(data, Mapping) and "prompt" in data:
             messages.append(Message(role="user", content=str(data["prompt"])))
         else:

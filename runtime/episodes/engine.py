@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -107,13 +108,14 @@ class EpisodeEngine:
 
     def list_environments(self) -> list[EnvironmentInfo]:
         """Every environment offered, described."""
-        return [self.registry.describe(env_id) for env_id in self.registry.ids]
+        return [self.describe_environment(env_id) for env_id in self.registry.ids]
 
     def describe_environment(
         self, env_id: str, params: Mapping[str, Any] | None = None
     ) -> EnvironmentInfo:
-        """One environment's tools, prompt, turn limit and dataset size."""
-        return self.registry.describe(env_id, params)
+        """One environment's tools, prompt, turn limit (within the engine's cap), dataset size."""
+        info = self.registry.describe(env_id, params)
+        return dataclasses.replace(info, max_turns=min(info.max_turns, self.limits.max_turns))
 
     async def start_episode(
         self,

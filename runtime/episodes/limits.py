@@ -36,17 +36,17 @@ class EpisodeLimits:
             and not 0 < self.call_timeout_s <= caps.max_call_timeout_s
         ):
             raise InvalidArgumentError(
-                f"call_timeout_s must be in (0, {caps.max_call_timeout_s:g}], "
+                f"the per-call timeout must be in (0, {caps.max_call_timeout_s:g}] seconds, "
                 f"got {self.call_timeout_s:g}"
             )
         if self.max_turns is not None and not 1 <= self.max_turns <= caps.max_turns:
             raise InvalidArgumentError(
-                f"max_turns must be in [1, {caps.max_turns}], got {self.max_turns}"
+                f"the turn limit must be in [1, {caps.max_turns}], got {self.max_turns}"
             )
         if self.output_cap_bytes is not None and not (
             256 <= self.output_cap_bytes <= caps.max_output_cap_bytes
         ):
             raise InvalidArgumentError(
-                f"output_cap_bytes must be in [256, {caps.max_output_cap_bytes}], "
+                f"the output cap must be in [256, {caps.max_output_cap_bytes}] bytes, "
                 f"got {self.output_cap_bytes}"
             )

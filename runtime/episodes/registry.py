@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import Any
 from runtime.env.environment import Environment
 from runtime.env.loader import load_environment
 from runtime.errors import InvalidArgumentError, NotFoundError
+
+MAX_LOADED = 128
+"""Environments kept loaded with non-default params; the least recently used go first."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class EnvironmentRegistry:
     def __init__(self, refs: Sequence[str], search_dirs: Sequence[Path] = ()) -> None:
         self._search_dirs = [Path(d) for d in search_dirs]
         self._refs: dict[str, str] = {}
-        self._loaded: dict[tuple[str, str], Environment] = {}
+        self._loaded: OrderedDict[tuple[str, str], Environment] = OrderedDict()
         for ref in refs:
             env = load_environment(ref, search_dirs=self._search_dirs)
             if env.id in self._refs:
@@ -58,6 +62,12 @@ class EnvironmentRegistry:
             env = load_environment(self._refs[env_id], params, search_dirs=self._search_dirs)
             env.id = env_id
             self._loaded[(env_id, key)] = env
+            # Bounded: clients choose params, so the cache must not grow without limit.
+            while len(self._loaded) > MAX_LOADED:
+                oldest = next(k for k in self._loaded if k[1] != "{}")
+                del self._loaded[oldest]
+        else:
+            self._loaded.move_to_end((env_id, key))
         return env
 
     def describe(self, env_id: str, params: Mapping[str, Any] | None = None) -> EnvironmentInfo:

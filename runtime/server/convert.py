@@ -32,6 +32,8 @@ def json_value(text: str, field: str, *, default: Any = None) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise InvalidArgumentError(f"{field} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidArgumentError(f"{field} is nested too deeply") from exc
 
 
 def json_object(text: str, field: str) -> dict[str, Any]:

@@ -70,6 +70,8 @@ class Tool:
             except json.JSONDecodeError as exc:
                 quoted = raw[:200] + ("..." if len(raw) > 200 else "")
                 raise self._error(f"arguments are not valid JSON ({exc.msg}): {quoted!r}") from None
+            except RecursionError:
+                raise self._error("arguments are nested too deeply to be parsed") from None
         if not isinstance(data, dict):
             kind = "null" if data is None else _JSON_NAMES.get(type(data), type(data).__name__)
             raise self._error(f"arguments must be a JSON object, got a JSON {kind}")
@@ -78,6 +80,8 @@ class Tool:
             validated = self._model.model_validate(data)
         except ValidationError as exc:
             raise self._error(*_render_errors(exc, self.parameters)) from None
+        except RecursionError:
+            raise self._error("arguments are nested too deeply to be validated") from None
         return {f.alias or k: getattr(validated, k) for k, f in self._model.model_fields.items()}
 
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
