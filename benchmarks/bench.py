@@ -874,10 +874,10 @@ def build_rows(figs: Figures) -> tuple[list[list[str]], list[dict[str, Any]]]:
             "target": None,
             "result": None,
         }
+        skipped = fig.value is None and (fig.error or "").startswith("skipped")
         if fig.value is not None:
             ours = fmt(fig.value, row.unit)
         else:
-            skipped = (fig.error or "").startswith("skipped")
             ours = str(fig.error) if skipped else f"error: {fig.error}"
         if base is None:
             base_cell = f"n/a (target {fmt_target(row)})"

@@ -137,8 +137,7 @@ def run_command(req: Request) -> Reply:
         _kill_group(proc)
         with _calls_lock:
             _calls.pop(req["id"], None)
-        kill_strays()
-        reap_once()
+        settle()
 
 
 def _feed(pipe: IO[bytes], data: bytes) -> None:
@@ -468,8 +467,7 @@ def run_in_session(req: Request) -> Reply:
             with _calls_lock:
                 _calls.pop(req["id"], None)
     reply["session_started"] = fresh
-    kill_strays()
-    reap_once()
+    settle()
     return reply
 
 
@@ -571,14 +569,15 @@ def _parent_of(pid: int) -> int | None:
     return int(fields[1]) if len(fields) > 1 else None
 
 
-def kill_strays() -> None:
+def kill_strays() -> int:
     """Kill processes that escaped their call's process group (``setsid``, daemons).
 
     They end up as children of the agent (PID 1) without being a call or a session the agent
     started; background jobs of a live shell session keep the shell as parent and survive.
     """
     if os.getpid() != 1:
-        return
+        return 0
+    found = 0
     with _calls_lock:
         owned = {proc.pid for proc, _ in _calls.values()}
         owned.update(session.pid for session in list(_sessions.values()))
@@ -586,10 +585,22 @@ def kill_strays() -> None:
             if not entry.isdigit() or int(entry) in owned or int(entry) == 1:
                 continue
             if _parent_of(int(entry)) == 1:
+                found += 1
                 with contextlib.suppress(OSError):
                     os.killpg(int(entry), signal.SIGKILL)
                 with contextlib.suppress(OSError):
                     os.kill(int(entry), signal.SIGKILL)
+    return found
+
+
+def settle(limit_s: float = 0.5) -> None:
+    """After a call: kill strays and reap them, so the next call sees no leftovers, not even
+    zombies (bounded, in case something refuses to die)."""
+    until = time.monotonic() + limit_s
+    while kill_strays() and time.monotonic() < until:
+        reap_once()
+        time.sleep(0.005)
+    reap_once()
 
 
 def reap_forever() -> None:
