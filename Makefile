@@ -8,7 +8,7 @@ PROTO := protos/runtime/v1/runtime.proto
 PROTO_OUT := runtime/v1
 MANAGED_LABEL := io.episode-runtime.managed
 # Only lint directories that exist (environments/ may be empty or absent early on).
-LINT_PATHS := $(wildcard runtime tests environments)
+LINT_PATHS := $(wildcard runtime tests environments benchmarks)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup serve images proto proto-check lint typecheck test clean-check clean fmt bench
