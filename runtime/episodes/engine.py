@@ -39,6 +39,7 @@ from runtime.errors import (
     NotFoundError,
     ResourceExhaustedError,
     RuntimeServiceError,
+    UnavailableError,
 )
 from runtime.sandbox.backend import Sandbox, SandboxBackend
 from runtime.tools.executor import CallRecord
@@ -82,6 +83,7 @@ class _Live:
     ctx: EpisodeContext
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_active: float = field(default_factory=time.monotonic)
+    created: float = field(default_factory=time.monotonic)
 
 
 class EpisodeEngine:
@@ -100,6 +102,7 @@ class EpisodeEngine:
         self._closed: OrderedDict[str, str] = OrderedDict()
         self._starting = 0
         self._accepting = True
+        self._reaper: asyncio.Task[None] | None = None
 
     @property
     def live_count(self) -> int:
@@ -128,7 +131,7 @@ class EpisodeEngine:
     ) -> StartedEpisode:
         """Create an episode with a fresh sandbox and return its opening messages."""
         if not self._accepting:
-            raise FailedPreconditionError("the server is shutting down; no new episodes")
+            raise UnavailableError("the server is shutting down and takes no new episodes")
         limits = limits or EpisodeLimits()
         limits.check(self.limits)
         env = self.registry.get(env_id, params)
@@ -381,28 +384,65 @@ class EpisodeEngine:
         """The episode's record so far."""
         return self._get(episode_id).episode
 
-    async def close_episode(self, episode_id: str) -> bool:
+    async def close_episode(self, episode_id: str, *, reason: str = "closed") -> bool:
         """Remove the episode and its sandbox. Idempotent: True if this call closed it."""
         live = self._live.pop(episode_id, None)
         if live is None:
             if episode_id in self._closed:
                 return False
             raise NotFoundError(f"unknown episode {episode_id!r}")
-        self._remember_closed(episode_id, "closed")
+        self._remember_closed(episode_id, reason)
         live.episode.status = "closed" if not live.episode.done else live.episode.status
         if live.ctx.sandbox is not None:
             await _quietly(live.ctx.sandbox.close())
         return True
 
+    def start_reaper(self, interval_s: float = 5.0) -> None:
+        """Close idle and over-age episodes in the background (abandoned clients)."""
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_forever(interval_s), name="reaper")
+
+    async def reap_expired(self) -> list[str]:
+        """Close every episode idle past its TTL or older than the lifetime limit, now."""
+        now = time.monotonic()
+        expired: list[tuple[str, str]] = []
+        for episode_id, live in list(self._live.items()):
+            if live.lock.locked():
+                continue  # a step is running: the episode is not idle
+            if now - live.last_active > self.limits.idle_ttl_s:
+                expired.append((episode_id, f"closed after {self.limits.idle_ttl_s:g} s idle"))
+            elif now - live.created > self.limits.max_lifetime_s:
+                expired.append(
+                    (episode_id, f"closed at its {self.limits.max_lifetime_s:g} s lifetime limit")
+                )
+        for episode_id, reason in expired:
+            log.info("reaping episode %s: %s", episode_id, reason)
+            with contextlib.suppress(NotFoundError):
+                await self.close_episode(episode_id, reason=reason)
+        return [episode_id for episode_id, _ in expired]
+
+    async def _reap_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.reap_expired()
+            except Exception:
+                log.exception("episode reaper failed; retrying")
+
     async def close(self) -> None:
         """Stop accepting episodes and close every live one (server shutdown)."""
         self._accepting = False
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
         ids = list(self._live)
         await asyncio.gather(*(self.close_episode(i) for i in ids), return_exceptions=True)
 
     def _get(self, episode_id: str) -> _Live:
         live = self._live.get(episode_id)
         if live is not None:
+            live.last_active = time.monotonic()
             return live
         reason = self._closed.get(episode_id)
         if reason is not None:

@@ -17,6 +17,10 @@ class EngineLimits:
     max_call_timeout_s: float = 600.0
     max_output_cap_bytes: int = 1024 * 1024
     max_tool_calls_per_turn: int = 64
+    idle_ttl_s: float = 1800.0
+    """An episode with no activity for this long is closed by the reaper."""
+    max_lifetime_s: float = 6 * 3600.0
+    """An episode older than this is closed by the reaper, however active."""
     closed_memory: int = 10_000
     """How many closed episode ids are remembered, to tell 'closed' from 'never existed'."""
 

@@ -16,6 +16,7 @@ from runtime.episodes.engine import EpisodeEngine
 from runtime.episodes.registry import EnvironmentRegistry
 from runtime.sandbox.docker_backend import DockerBackend
 from runtime.sandbox.pool import SandboxPool
+from runtime.server.auth import BearerTokenInterceptor
 from runtime.server.service import EpisodeService
 from runtime.server.settings import ServerSettings
 from runtime.v1 import runtime_pb2 as pb
@@ -58,11 +59,13 @@ class RuntimeServer:
                 self.settings.instance_name,
             )
         limit = self.settings.max_message_bytes
+        token = self.settings.bearer_token()
         server = grpc.aio.server(
+            interceptors=[BearerTokenInterceptor(token)] if token else None,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
-            ]
+            ],
         )
         pb_grpc.add_EpisodeServiceServicer_to_server(  # type: ignore[no-untyped-call]
             EpisodeService(self.engine), server
@@ -71,11 +74,17 @@ class RuntimeServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        address = f"{self.settings.host}:{self.settings.port}"
+        credentials = self._tls_credentials()
+        if credentials is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
         await server.start()
         self._server = server
+        self.engine.start_reaper()
         for env_id in self.registry.ids:
             spec = self.registry.get(env_id).sandbox
             if spec is not None:
@@ -102,6 +111,19 @@ class RuntimeServer:
         await self.engine.close()
         await self.pool.close()
         log.info("stopped; every sandbox removed")
+
+    def _tls_credentials(self) -> grpc.ServerCredentials | None:
+        settings = self.settings
+        if settings.tls_cert is None or settings.tls_key is None:
+            return None
+        chain = settings.tls_cert.read_bytes()
+        key = settings.tls_key.read_bytes()
+        client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+        return grpc.ssl_server_credentials(
+            [(key, chain)],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
 
     async def wait(self) -> None:
         """Block until the gRPC server terminates."""

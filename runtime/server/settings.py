@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.episodes.limits import EngineLimits
@@ -54,6 +54,43 @@ class ServerSettings(BaseSettings):
     """On SIGTERM: how long running steps may finish before they are cancelled."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Logging verbosity."""
+    episode_idle_ttl_s: float = Field(default=1800.0, gt=0)
+    """An episode with no RPC for this long is closed and its sandbox removed."""
+    episode_max_lifetime_s: float = Field(default=6 * 3600.0, gt=0)
+    """Wall-clock limit of any episode, however active; then it is closed."""
+    auth_token: SecretStr | None = None
+    """Require `authorization: Bearer <token>` on every RPC but health checks. Prefer the
+    environment variable RUNTIME_AUTH_TOKEN or --auth-token-file over a flag (flags show in ps)."""
+    auth_token_file: Path | None = None
+    """File holding the bearer token (first line)."""
+    tls_cert: Path | None = None
+    """PEM server certificate chain; with --tls-key, the server speaks TLS only."""
+    tls_key: Path | None = None
+    """PEM private key of --tls-cert."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+        if self.auth_token is not None and self.auth_token_file is not None:
+            raise ValueError("give --auth-token or --auth-token-file, not both")
+        return self
+
+    def bearer_token(self) -> str | None:
+        """The configured token, from the setting or its file; None when auth is off."""
+        if self.auth_token is not None:
+            return self.auth_token.get_secret_value() or None
+        if self.auth_token_file is not None:
+            lines = self.auth_token_file.read_text().splitlines()
+            token = lines[0].strip() if lines else ""
+            if not token:
+                raise ValueError(f"{self.auth_token_file} holds no token")
+            return token
+        return None
 
     def engine_limits(self) -> EngineLimits:
         """The caps the episode engine enforces."""
@@ -63,4 +100,6 @@ class ServerSettings(BaseSettings):
             max_call_timeout_s=self.max_call_timeout_s,
             max_output_cap_bytes=self.max_output_cap_bytes,
             max_tool_calls_per_turn=self.max_tool_calls_per_turn,
+            idle_ttl_s=self.episode_idle_ttl_s,
+            max_lifetime_s=self.episode_max_lifetime_s,
         )
