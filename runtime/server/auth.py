@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -16,7 +16,7 @@ HEALTH_PREFIX = "/grpc.health.v1.Health/"
 """Health checks stay open so orchestrators (compose, Kubernetes) can probe without a token."""
 
 
-Handler = grpc.RpcMethodHandler[Any, Any]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 def _deny(code: grpc.StatusCode, message: str) -> Handler:
