@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal
 
 import docker
 import pytest
@@ -19,6 +20,16 @@ from runtime.sandbox.docker_backend import DockerBackend
 from runtime.sandbox.spec import SandboxSpec
 
 SANDBOX_IMAGE = os.environ.get("RUNTIME_TEST_IMAGE", "runtime/python:latest")
+ISOLATION: Literal["runc", "gvisor"] = (
+    "gvisor" if os.environ.get("RUNTIME_TEST_ISOLATION") == "gvisor" else "runc"
+)
+"""The container runtime the sandbox tests run under; CI runs them under both."""
+GVISOR = ISOLATION == "gvisor"
+
+
+def sandbox_spec(**overrides: Any) -> SandboxSpec:
+    """A sandbox spec on the test image under the isolation this run tests."""
+    return SandboxSpec(image=SANDBOX_IMAGE, isolation=ISOLATION, **overrides)
 
 
 @pytest.fixture(scope="session")
@@ -74,4 +85,4 @@ async def backend(owner: str) -> AsyncIterator[DockerBackend]:
 @pytest.fixture
 def spec() -> SandboxSpec:
     """The default sandbox spec on the test image."""
-    return SandboxSpec(image=SANDBOX_IMAGE)
+    return sandbox_spec()

@@ -16,7 +16,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from conftest import SANDBOX_IMAGE
+from conftest import sandbox_spec
 
 from runtime.sandbox.backend import Sandbox
 from runtime.sandbox.docker_backend import DockerBackend
@@ -63,9 +63,7 @@ async def content(ctx: ToolContext, name: str, arguments: dict[str, Any] | str) 
 @pytest.fixture(scope="module")
 async def sandbox(backend: DockerBackend) -> AsyncIterator[Sandbox]:
     """One sandbox shared by the tests that only run commands and touch files in /work."""
-    instance = await backend.create(
-        SandboxSpec(image=SANDBOX_IMAGE), episode_id=f"tools-{secrets.token_hex(3)}"
-    )
+    instance = await backend.create(sandbox_spec(), episode_id=f"tools-{secrets.token_hex(3)}")
     try:
         yield instance
     finally:

@@ -14,7 +14,7 @@ import struct
 import docker
 import grpc
 import pytest
-from conftest import SANDBOX_IMAGE, leftover_containers, wait_until_gone
+from conftest import leftover_containers, sandbox_spec, wait_until_gone
 from grpc_fixtures import (
     RPC_TIMEOUT,
     assistant,
@@ -32,7 +32,6 @@ from runtime.errors import ResourceExhaustedError, SandboxError
 from runtime.sandbox.channel import AgentChannel
 from runtime.sandbox.docker_backend import DockerBackend
 from runtime.sandbox.pool import SandboxPool
-from runtime.sandbox.spec import SandboxSpec
 from runtime.v1 import runtime_pb2 as pb
 
 
@@ -151,7 +150,7 @@ async def test_pool_never_hands_one_container_to_two_episodes(
     name = f"{owner}-pool"
     async with running_server(name, pool_size=4) as server, connected(server) as stub:
         for _ in range(100):  # let the pool fill before the burst
-            if server.pool.ready_count(SandboxSpec(image=SANDBOX_IMAGE)) >= 4:
+            if server.pool.ready_count(sandbox_spec()) >= 4:
                 break
             await asyncio.sleep(0.1)
         starts = await asyncio.gather(
@@ -198,11 +197,11 @@ async def test_pool_respects_the_cap_when_creating_cold(owner: str) -> None:
     backend = DockerBackend(owner=f"{owner}-poolcap", boot_id="t")
     pool = SandboxPool(backend, size=0, max_live=1)
     try:
-        first = await pool.create(SandboxSpec(image=SANDBOX_IMAGE), episode_id="e1")
+        first = await pool.create(sandbox_spec(), episode_id="e1")
         with pytest.raises(ResourceExhaustedError):
-            await pool.create(SandboxSpec(image=SANDBOX_IMAGE), episode_id="e2")
+            await pool.create(sandbox_spec(), episode_id="e2")
         await first.close()
-        second = await pool.create(SandboxSpec(image=SANDBOX_IMAGE), episode_id="e3")
+        second = await pool.create(sandbox_spec(), episode_id="e3")
         await second.close()
     finally:
         await pool.close()

@@ -19,7 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from conftest import SANDBOX_IMAGE, wait_until_gone
+from conftest import sandbox_spec, wait_until_gone
 
 from runtime.errors import SandboxError
 from runtime.sandbox import labels
@@ -73,7 +73,7 @@ async def process_names(sandbox: Sandbox) -> list[str]:
 @pytest.fixture(scope="module")
 async def shared(backend: DockerBackend) -> AsyncIterator[Sandbox]:
     """One default sandbox for the tests that only look (they change nothing that matters)."""
-    sandbox = await backend.create(SandboxSpec(image=SANDBOX_IMAGE), episode_id=episode_id("ro"))
+    sandbox = await backend.create(sandbox_spec(), episode_id=episode_id("ro"))
     try:
         yield sandbox
     finally:
@@ -211,7 +211,7 @@ async def test_root_filesystem_is_read_only(
 
 
 async def test_tmpfs_size_caps(backend: DockerBackend) -> None:
-    small = SandboxSpec(image=SANDBOX_IMAGE, workdir_size="8m", tmp_size="8m")
+    small = sandbox_spec(workdir_size="8m", tmp_size="8m")
     sandbox = await backend.create(small, episode_id=episode_id("tmpfs"))
     try:
         for directory in ("/work", "/tmp"):
