@@ -86,3 +86,8 @@ async def backend(owner: str) -> AsyncIterator[DockerBackend]:
 def spec() -> SandboxSpec:
     """The default sandbox spec on the test image."""
     return sandbox_spec()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--soak-episodes N`: how many episodes the soak test runs (short by default, for CI)."""
+    parser.addoption("--soak-episodes", type=int, default=100, help="episodes in the soak test")
