@@ -199,3 +199,24 @@ def test_the_module_registers_nothing_global() -> None:
     # Environments imported from paths get private module names, never shadowing real ones.
     load_environment(str(ENVS / "guess"))
     assert "guess" not in sys.modules
+
+
+def test_registry_reloads_an_edited_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from runtime.episodes import registry as registry_module
+
+    monkeypatch.setattr(registry_module, "RELOAD_CHECK_S", 0.0)
+    package = write_env(tmp_path, "tiny_env_d")
+    watched = EnvironmentRegistry([str(package)], reload=True)
+    frozen = EnvironmentRegistry([str(package)])
+    assert watched.get("tiny_env_d").system_prompt == "hi"
+    source = package / "__init__.py"
+    source.write_text(ENV_MODULE.replace('greeting: str = "hi"', 'greeting: str = "edited"'))
+    later = source.stat().st_mtime + 5
+    os.utime(source, (later, later))
+    assert watched.get("tiny_env_d").system_prompt == "edited"
+    assert watched.describe("tiny_env_d").system_prompt == "edited"
+    assert frozen.get("tiny_env_d").system_prompt == "hi"

@@ -15,6 +15,7 @@ USAGE = """usage: python -m runtime COMMAND [options]
 
 commands:
   serve     run the gRPC episode server (python -m runtime serve --help for its settings)
+  eval      evaluate a model on an environment (python -m runtime eval --help)
 """
 
 
@@ -54,5 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "serve":
         return _serve(rest)
+    if command == "eval":
+        from runtime.cli.eval import main as eval_main
+
+        return eval_main(rest)
     print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2

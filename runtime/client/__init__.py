@@ -1,6 +1,7 @@
 """Client library: one interface (`EpisodeClient`) over gRPC or an in-process engine."""
 
 from runtime.client.base import EpisodeClient, EpisodeHandle
+from runtime.client.grpc_client import GrpcClient
 from runtime.client.in_process import InProcessClient
 from runtime.client.models import (
     CallInfo,
@@ -14,6 +15,7 @@ from runtime.client.models import (
     Trajectory,
     TurnRecord,
 )
+from runtime.client.sync import SyncClient, SyncEpisodeHandle
 
 __all__ = [
     "CallInfo",
@@ -22,10 +24,13 @@ __all__ = [
     "EpisodeHandle",
     "EpisodeLimitsRequest",
     "EpisodeStart",
+    "GrpcClient",
     "InProcessClient",
     "Reward",
     "Scored",
     "StepOutput",
+    "SyncClient",
+    "SyncEpisodeHandle",
     "ToolSpec",
     "Trajectory",
     "TurnRecord",

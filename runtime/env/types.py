@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runtime.sandbox.backend import Sandbox
+from runtime.sandbox.spec import SandboxSpec
 from runtime.tools.executor import CallRecord
 from runtime.tools.messages import Message
 
@@ -118,6 +121,10 @@ class Episode:
         return len(self.turns)
 
 
+SandboxFactory = Callable[[SandboxSpec, str], Awaitable[Sandbox]]
+"""Creates a sandbox of a spec for an episode id (the engine's backend)."""
+
+
 @dataclass
 class EpisodeContext:
     """Per-episode state the engine owns and destroys: the sandbox and a scratch dict.
@@ -138,6 +145,23 @@ class EpisodeContext:
     submitted: bool = False
     deadline: float | None = None
     """`time.monotonic()` by which the current step must finish (the caller's RPC deadline)."""
+    sandbox_factory: SandboxFactory | None = None
+    """Set by the engine: creates extra sandboxes that it removes with the episode."""
+    spec: SandboxSpec | None = None
+    """The spec of the episode's sandbox (None for an environment without one)."""
+
+    @contextlib.asynccontextmanager
+    async def fresh_sandbox(self, spec: SandboxSpec | None = None) -> AsyncIterator[Sandbox]:
+        """A new, untouched sandbox for work the model must not reach (e.g. running hidden
+        tests on a submitted solution); removed when the block ends."""
+        if self.sandbox_factory is None:
+            raise RuntimeError("this context has no sandbox factory (not run by the engine)")
+        chosen = spec or self.spec or SandboxSpec()
+        sandbox = await self.sandbox_factory(chosen, f"{self.episode_id}-fresh")
+        try:
+            yield sandbox
+        finally:
+            await sandbox.close()
 
     def call_timeout(self) -> float:
         """The timeout for the next tool call: the episode's, shortened by the step's deadline."""

@@ -42,6 +42,7 @@ from runtime.errors import (
     UnavailableError,
 )
 from runtime.sandbox.backend import Sandbox, SandboxBackend
+from runtime.sandbox.spec import SandboxSpec
 from runtime.tools.executor import CallRecord
 from runtime.tools.messages import Message, ToolCall
 
@@ -167,6 +168,8 @@ class EpisodeEngine:
                 timeout_s=timeout,
                 output_cap_bytes=cap,
                 rng=random.Random(seed),
+                sandbox_factory=self._create_sandbox,
+                spec=spec,
             )
             messages = await self._hook(env, "start_episode", env.start_episode(task, ctx))
             max_turns = await self._hook(
@@ -199,6 +202,9 @@ class EpisodeEngine:
             max_turns=max_turns,
             example_index=task.index,
         )
+
+    async def _create_sandbox(self, spec: SandboxSpec, episode_id: str) -> Sandbox:
+        return await self.backend.create(spec, episode_id=episode_id)
 
     async def step_episode(
         self,

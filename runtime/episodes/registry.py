@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +15,21 @@ from typing import Any
 from runtime.env.environment import Environment
 from runtime.env.loader import load_environment
 from runtime.errors import InvalidArgumentError, NotFoundError
+
+log = logging.getLogger(__name__)
+RELOAD_CHECK_S = 1.0
+_WATCHED = (".py", ".json", ".jsonl", ".txt", ".yaml", ".yml", ".toml")
+
+
+def _stamp(folder: Path) -> float:
+    """Newest modification time among an environment's source and data files."""
+    newest = 0.0
+    for path in folder.rglob("*"):
+        if path.suffix in _WATCHED and "__pycache__" not in path.parts:
+            with contextlib.suppress(OSError):
+                newest = max(newest, path.stat().st_mtime)
+    return newest
+
 
 MAX_LOADED = 128
 """Environments kept loaded with non-default params; the least recently used go first."""
@@ -32,16 +50,22 @@ class EnvironmentInfo:
 class EnvironmentRegistry:
     """Maps environment ids to references, and (id, params) to loaded environments."""
 
-    def __init__(self, refs: Sequence[str], search_dirs: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, refs: Sequence[str], search_dirs: Sequence[Path] = (), *, reload: bool = False
+    ) -> None:
         self._search_dirs = [Path(d) for d in search_dirs]
+        self._reload = reload
         self._refs: dict[str, str] = {}
         self._loaded: OrderedDict[tuple[str, str], Environment] = OrderedDict()
+        self._stamps: dict[str, float] = {}
+        self._checked: dict[str, float] = {}
         for ref in refs:
             env = load_environment(ref, search_dirs=self._search_dirs)
             if env.id in self._refs:
                 raise ValueError(f"two environments have the id {env.id!r}")
             self._refs[env.id] = ref
             self._loaded[(env.id, "{}")] = env
+            self._stamps[env.id] = _stamp(env.source_dir)
 
     @property
     def ids(self) -> list[str]:
@@ -57,6 +81,8 @@ class EnvironmentRegistry:
             key = json.dumps(dict(params or {}), sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError(f"params must be JSON-serialisable: {exc}") from exc
+        if self._reload:
+            self._drop_if_edited(env_id)
         env = self._loaded.get((env_id, key))
         if env is None:
             env = load_environment(self._refs[env_id], params, search_dirs=self._search_dirs)
@@ -64,11 +90,30 @@ class EnvironmentRegistry:
             self._loaded[(env_id, key)] = env
             # Bounded: clients choose params, so the cache must not grow without limit.
             while len(self._loaded) > MAX_LOADED:
-                oldest = next(k for k in self._loaded if k[1] != "{}")
+                oldest = next((k for k in self._loaded if k[1] != "{}"), None)
+                if oldest is None:
+                    break
                 del self._loaded[oldest]
         else:
             self._loaded.move_to_end((env_id, key))
         return env
+
+    def _drop_if_edited(self, env_id: str) -> None:
+        """Forget the loaded copies of an environment whose files changed (at most once a
+        second), so the next episode imports the edited code: the dev loop's hot reload."""
+        now = time.monotonic()
+        if now - self._checked.get(env_id, 0.0) < RELOAD_CHECK_S:
+            return
+        self._checked[env_id] = now
+        loaded = next((e for (i, _), e in self._loaded.items() if i == env_id), None)
+        if loaded is None:
+            return
+        stamp = _stamp(loaded.source_dir)
+        if stamp != self._stamps.get(env_id):
+            log.info("environment %r changed on disk; reloading it", env_id)
+            for key in [k for k in self._loaded if k[0] == env_id]:
+                del self._loaded[key]
+            self._stamps[env_id] = stamp
 
     def describe(self, env_id: str, params: Mapping[str, Any] | None = None) -> EnvironmentInfo:
         """The public description of one environment."""

@@ -36,7 +36,9 @@ class RuntimeServer:
         self.pool = SandboxPool(
             docker_backend, size=settings.pool_size, max_live=settings.max_live_sandboxes
         )
-        self.registry = EnvironmentRegistry(settings.environments, settings.env_dirs)
+        self.registry = EnvironmentRegistry(
+            settings.environments, settings.env_dirs, reload=settings.reload_environments
+        )
         self.engine = EpisodeEngine(self.registry, self.pool, settings.engine_limits())
         self.health = health.aio.HealthServicer()
         self.port = 0

@@ -30,6 +30,8 @@ class ServerSettings(BaseSettings):
     """Environments to offer: names in --env-dirs, paths, entry points or module names."""
     env_dirs: list[Path] = [Path("environments")]
     """Folders searched for environments by name."""
+    reload_environments: bool = False
+    """Re-import an environment whose files changed, for the next episode (the dev loop)."""
     instance_name: str = Field(default="default", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     """Labels this server's sandboxes; at start-up, containers left by an earlier run with the
     same name are removed (and only those)."""
