@@ -13,11 +13,8 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import shlex
 import signal
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,13 @@ from runtime.errors import NotFoundError, RuntimeServiceError
 from runtime.rollout.driver import RolloutDriver
 from runtime.rollout.endpoint import EndpointError, ModelEndpoint
 from runtime.rollout.report import Reporter
-from runtime.rollout.results import EvalMetadata, ResultsError, ResultsStore
+from runtime.rollout.results import (
+    EvalMetadata,
+    ResultsError,
+    ResultsStore,
+    default_out,
+    resume_command,
+)
 from runtime.rollout.runner import EvalAborted, EvalPlan, run_eval
 from runtime.rollout.summary import summarize
 from runtime.sandbox.docker_backend import DockerBackend
@@ -63,74 +66,124 @@ def _positive(text: str) -> int:
     return value
 
 
+EPILOG = """examples:
+  python -m runtime eval python_math --model Qwen/Qwen3-8B -n 20 -r 4 -t 0.7
+  python -m runtime eval toy --server 127.0.0.1:50051 --model gpt-4.1-mini \\
+      --base-url https://api.openai.com/v1 --sampling '{"top_p": 0.95}'
+  python -m runtime eval python_math --model Qwen/Qwen3-8B --resume results/DIR
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The eval command's flags."""
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
-    p.add_argument(
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Evaluate a model behind an OpenAI-compatible endpoint on an environment.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = p.add_argument
+    add(
         "env",
         metavar="ENV",
-        help="environment: an id on --server, else a name in --env-dirs, a path or a module",
+        help="an environment id on --server; in-process, a name in --env-dirs, a path or a module",
     )
-    p.add_argument("--model", "-m", required=True, help="model name sent to the endpoint")
-    p.add_argument(
-        "--base-url",
+    add("-m", "--model", required=True, help="model name sent to the endpoint")
+    add(
         "-b",
+        "--base-url",
         default="http://127.0.0.1:8000/v1",
+        metavar="URL",
         help="OpenAI-compatible API base URL (default: %(default)s)",
     )
-    p.add_argument(
-        "--api-key-var",
+    add(
         "-k",
+        "--api-key-var",
         default="OPENAI_API_KEY",
-        help="environment variable holding the API key; unset sends 'EMPTY'",
+        metavar="VAR",
+        help="environment variable holding the API key; unset: 'EMPTY' (default: %(default)s)",
     )
-    p.add_argument(
+    add(
         "-n",
         "--num-examples",
         type=int,
         default=5,
-        help="first N examples of the dataset; -1 for all (default: 5)",
+        metavar="N",
+        help="the first N examples of the dataset; -1 for all (default: %(default)s)",
     )
-    p.add_argument("-r", "--rollouts-per-example", type=_positive, default=3)
-    p.add_argument("-c", "--max-concurrency", type=_positive, default=32)
-    p.add_argument(
-        "--sampling",
+    add(
+        "-r",
+        "--rollouts-per-example",
+        type=_positive,
+        default=3,
+        metavar="R",
+        help="rollouts of each example (default: %(default)s)",
+    )
+    add(
+        "-c",
+        "--max-concurrency",
+        type=_positive,
+        default=32,
+        metavar="C",
+        help="rollouts at once (default: %(default)s)",
+    )
+    add(
         "-S",
+        "--sampling",
         type=_json_object,
         default={},
-        help="JSON object of sampling arguments passed through, e.g. "
-        '\'{"top_p": 0.95, "top_k": 20}\'',
+        metavar="JSON",
+        help='sampling arguments passed through, e.g. \'{"top_p": 0.95, "top_k": 20}\'',
     )
-    p.add_argument("-t", "--temperature", type=float)
-    p.add_argument("--max-tokens", type=_positive, help="per model call")
-    p.add_argument(
-        "--env-params",
+    add("-t", "--temperature", type=float, help="sampling temperature")
+    add("--max-tokens", type=_positive, metavar="N", help="completion tokens per model call")
+    add(
         "-a",
+        "--env-params",
         type=_json_object,
         default={},
-        help="JSON object passed to the environment's load_environment()",
+        metavar="JSON",
+        help="arguments of the environment's load_environment()",
     )
-    p.add_argument("--max-turns", type=_positive, help="per-episode turn limit")
-    p.add_argument("--seed", type=int, help="base episode seed (rollout e,r gets seed+10000e+r)")
-    p.add_argument("--server", metavar="HOST:PORT", help="episode server; in-process if unset")
-    p.add_argument(
+    add("--max-turns", type=_positive, metavar="N", help="per-episode turn limit")
+    add("--seed", type=int, help="base episode seed: rollout (e, r) gets seed + 10000e + r")
+    add("--server", metavar="HOST:PORT", help="episode server; an in-process runtime if unset")
+    add(
         "--env-dirs",
         nargs="+",
         type=Path,
         default=[Path("environments")],
-        help="folders searched for ENV in-process (default: environments)",
+        metavar="DIR",
+        help="in-process: folders searched for ENV (default: environments)",
     )
-    p.add_argument(
+    add(
         "--instance-name",
         default="eval",
-        help="labels the in-process runtime's sandboxes (default: eval)",
+        metavar="NAME",
+        help="in-process: owner label of the sandboxes (default: %(default)s)",
     )
-    p.add_argument(
-        "--out", "-o", type=Path, help="results directory (default: results/<env>-<model>-<time>)"
+    add(
+        "-o",
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="results directory (default: results/<env>-<model>-<time>)",
     )
-    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run kept in DIR")
-    p.add_argument("--request-timeout", type=float, default=600.0, help="seconds per model call")
-    p.add_argument("--max-retries", type=int, default=4, help="retries of 429/5xx/timeouts")
+    add("--resume", type=Path, metavar="DIR", help="continue the run whose results are in DIR")
+    add(
+        "--request-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds per model request (default: %(default)s)",
+    )
+    add(
+        "--max-retries",
+        type=int,
+        default=4,
+        metavar="N",
+        help="retries of a 429, 5xx, timeout or refused connection (default: %(default)s)",
+    )
     return p
 
 
@@ -171,29 +224,6 @@ def _client(args: argparse.Namespace) -> EpisodeClient:
         raise EvalError(str(exc)) from None
 
 
-def _default_out(env: str, model: str) -> Path:
-    clean = [re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(v).name or v).strip("_") for v in (env, model)]
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Path("results") / f"{clean[0]}-{clean[1]}-{stamp}"
-
-
-def resume_command(argv: list[str], directory: Path) -> str:
-    """The command line that continues this run."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--out", "-o", "--resume"):
-            skip = True
-            continue
-        if arg.startswith(("--out=", "--resume=")):
-            continue
-        kept.append(arg)
-    return shlex.join([*PROG.split(), *kept, "--resume", str(directory)])
-
-
 async def _environment(client: EpisodeClient, args: argparse.Namespace) -> tuple[str, int]:
     """(environment id, dataset size), checking the environment, its params and the runtime."""
     env_id = args.env
@@ -216,7 +246,7 @@ async def _run(args: argparse.Namespace, endpoint: ModelEndpoint, rep: Reporter)
         if size < 1:
             raise EvalError(f"environment {env_id!r} has no dataset to evaluate")
         n = size if args.num_examples < 0 else min(args.num_examples, size)
-        out: Path = args.resume or args.out or _default_out(args.env, args.model)
+        out: Path = args.resume or args.out or default_out(args.env, args.model)
         metadata = EvalMetadata(
             environment=args.env,
             environment_id=env_id,
@@ -229,7 +259,6 @@ async def _run(args: argparse.Namespace, endpoint: ModelEndpoint, rep: Reporter)
             max_turns=args.max_turns,
             seed=args.seed,
             server=args.server,
-            version=_version(),
         )
         limits = EpisodeLimitsRequest(max_turns=args.max_turns) if args.max_turns else None
         async with RolloutDriver(client, endpoint, limits=limits) as driver:
@@ -264,15 +293,6 @@ async def _run(args: argparse.Namespace, endpoint: ModelEndpoint, rep: Reporter)
         await client.close()
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("episode-runtime")
-    except PackageNotFoundError:
-        return ""
-
-
 async def _main(args: argparse.Namespace, endpoint: ModelEndpoint, rep: Reporter) -> int:
     task = asyncio.current_task()
     if task is not None and threading.current_thread() is threading.main_thread():
@@ -298,8 +318,11 @@ def main(argv: list[str]) -> int:
     try:
         return asyncio.run(_main(args, endpoint, rep))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        rep.interrupted(resume_command(argv, rep.directory) if rep.directory else None)
+        rep.interrupted(resume_command(PROG, argv, rep.directory) if rep.directory else None)
         return 130
     except (EvalError, EvalAborted, EndpointError, ResultsError, RuntimeServiceError) as exc:
         rep.error(str(exc))
+        return 1
+    except OSError as exc:  # e.g. the results disk is full
+        rep.error(f"{type(exc).__name__}: {exc}")
         return 1

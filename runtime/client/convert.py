@@ -262,16 +262,11 @@ def reward_from_pb(reward: pb.RewardResult) -> Reward:
 
 
 def turn_from_pb(turn: pb.Turn) -> TurnRecord:
-    """One recorded turn.
-
-    The server sends a turn's raw text only when the parsed message is empty (the action's
-    ``oneof`` holds one of the two), so a raw-text-only action stands for an empty assistant
-    message, as the in-process client reports it.
-    """
+    """One recorded turn: the parsed message, and the raw text it came from, if any."""
     action = turn.action
     kind = action.WhichOneof("kind")
     message: Message | None = None
-    raw: str | None = None
+    raw: str | None = turn.raw_text if turn.HasField("raw_text") else None
     if kind == "message":
         message = message_from_pb(action.message)
     elif kind == "raw_text":

@@ -14,7 +14,7 @@ from typing import Any
 
 from runtime.env.environment import Environment
 from runtime.env.loader import load_environment
-from runtime.errors import InvalidArgumentError, NotFoundError
+from runtime.errors import EnvironmentHookError, InvalidArgumentError, NotFoundError
 
 log = logging.getLogger(__name__)
 RELOAD_CHECK_S = 1.0
@@ -118,6 +118,14 @@ class EnvironmentRegistry:
     def describe(self, env_id: str, params: Mapping[str, Any] | None = None) -> EnvironmentInfo:
         """The public description of one environment."""
         env = self.get(env_id, params)
+        if (
+            not isinstance(env.max_turns, int)
+            or isinstance(env.max_turns, bool)
+            or env.max_turns < 1
+        ):
+            raise EnvironmentHookError(
+                f"environment {env_id!r}: max_turns is {env.max_turns!r}, not a positive integer"
+            )
         return EnvironmentInfo(
             id=env_id,
             description=env.description or (type(env).__doc__ or "").strip().split("\n")[0],

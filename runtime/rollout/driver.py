@@ -214,7 +214,10 @@ class RolloutDriver:
                     metadata=_turn_metadata(reply),
                 )
                 tool_s = time.monotonic() - stepped
-                messages.append(reply.message.to_openai())
+                sent = reply.message.to_openai()
+                if sent["content"] is None and not reply.message.tool_calls:
+                    sent["content"] = ""  # some servers reject a null content without calls
+                messages.append(sent)
                 messages.extend(o.to_openai() for o in out.observations)
                 self._record_turn(result, reply, out, tool_s, errors, reasons)
             scoring = time.monotonic()

@@ -47,9 +47,12 @@ class Reporter:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self.failures = 0
+        self.total = 0
+        self.finished = 0
 
     def start(self, total: int, done: int) -> None:
         """Show the progress bar (on a terminal); ``done`` rollouts were already finished."""
+        self.total, self.finished = total, done
         err = Console(file=sys.stderr)
         if done:
             err.print(f"resuming: {done} of {total} rollouts already finished")
@@ -72,6 +75,8 @@ class Reporter:
         """One rollout finished."""
         if result.error is not None:
             self.failures += 1
+        else:
+            self.finished += 1
         if self._progress is not None and self._task is not None:
             failed = f"[red]{self.failures} failed" if self.failures else ""
             self._progress.update(self._task, advance=1, failed=failed)
@@ -132,7 +137,10 @@ class Reporter:
     def interrupted(self, command: str | None) -> None:
         """Ctrl-C: say what was kept and how to continue."""
         self.stop()
-        print("\ninterrupted: finished rollouts are kept; sandboxes removed.", file=sys.stderr)
+        kept = f"{self.finished} of {self.total} rollouts finished and kept"
+        if self.directory is not None:
+            kept += f" in {self.directory / 'results.jsonl'}"
+        print(f"\ninterrupted: {kept}; sandboxes removed", file=sys.stderr)
         if command:
             print(f"to continue: {command}", file=sys.stderr)
 

@@ -16,7 +16,10 @@ import contextlib
 import json
 import logging
 import os
+import re
+import shlex
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +34,36 @@ MUST_MATCH = ("environment_id", "params", "model", "sampling", "max_turns", "see
 
 class ResultsError(Exception):
     """The results directory cannot be used as asked (one readable line)."""
+
+
+def _version() -> str:
+    try:
+        return version("episode-runtime")
+    except PackageNotFoundError:
+        return ""
+
+
+def default_out(environment: str, model: str) -> Path:
+    """results/<env>-<model>-<UTC time>, names reduced to safe characters."""
+    names = [
+        re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(v).name or v).strip("_") for v in (environment, model)
+    ]
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return Path("results") / f"{names[0]}-{names[1]}-{stamp}"
+
+
+def resume_command(prog: str, argv: list[str], directory: Path) -> str:
+    """The command line that continues a run: ``argv`` without --out, plus --resume DIR."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--out", "-o", "--resume"):
+            skip = True
+        elif not arg.startswith(("--out=", "--resume=")):
+            kept.append(arg)
+    return shlex.join([*prog.split(), *kept, "--resume", str(directory)])
 
 
 def now() -> str:
@@ -54,7 +87,8 @@ class EvalMetadata(BaseModel):
     seed: int | None = None
     server: str | None = None
     """The episode server's address, None for an in-process runtime."""
-    version: str = ""
+    version: str = Field(default_factory=_version)
+    """The episode-runtime package version that ran it."""
     started_at: str = Field(default_factory=now)
     resumed_at: list[str] = Field(default_factory=list)
     finished_at: str | None = None

@@ -161,16 +161,14 @@ def action_from_pb(action: pb.Action) -> Action:
 
 
 def action_to_pb(action: Action) -> pb.Action:
-    """A recorded action as protobuf (the parsed message, and the raw text it came from)."""
+    """A recorded action as protobuf: always the (parsed) message; the raw text goes in
+    `Turn.raw_text`."""
     out = pb.Action(
         token_ids=action.token_ids,
         logprobs=action.logprobs,
         metadata_json=_dumps(action.metadata) if action.metadata else "",
     )
-    if action.raw_text is not None and not action.message.tool_calls and not action.message.content:
-        out.raw_text = action.raw_text
-    else:
-        out.message.CopyFrom(message_to_pb(action.message))
+    out.message.CopyFrom(message_to_pb(action.message))
     return out
 
 
@@ -228,6 +226,7 @@ def trajectory_to_pb(episode: Episode) -> pb.Trajectory:
                 done=t.done,
                 truncated=t.truncated,
                 duration_seconds=t.duration_s,
+                raw_text=t.action.raw_text,
             )
             for t in episode.turns
         ],

@@ -212,7 +212,7 @@ class RewardResult(_message.Message):
     def __init__(self, score: _Optional[float] = ..., threshold: _Optional[float] = ..., success: _Optional[bool] = ..., reason: _Optional[str] = ..., components: _Optional[_Mapping[str, float]] = ..., metadata_json: _Optional[str] = ...) -> None: ...
 
 class Turn(_message.Message):
-    __slots__ = ("number", "action", "observations", "calls", "done", "truncated", "duration_seconds")
+    __slots__ = ("number", "action", "observations", "calls", "done", "truncated", "duration_seconds", "raw_text")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +220,7 @@ class Turn(_message.Message):
     DONE_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RAW_TEXT_FIELD_NUMBER: _ClassVar[int]
     number: int
     action: Action
     observations: _containers.RepeatedCompositeFieldContainer[Message]
@@ -227,7 +228,8 @@ class Turn(_message.Message):
     done: bool
     truncated: bool
     duration_seconds: float
-    def __init__(self, number: _Optional[int] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., observations: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., calls: _Optional[_Iterable[_Union[CallInfo, _Mapping]]] = ..., done: _Optional[bool] = ..., truncated: _Optional[bool] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
+    raw_text: str
+    def __init__(self, number: _Optional[int] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., observations: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., calls: _Optional[_Iterable[_Union[CallInfo, _Mapping]]] = ..., done: _Optional[bool] = ..., truncated: _Optional[bool] = ..., duration_seconds: _Optional[float] = ..., raw_text: _Optional[str] = ...) -> None: ...
 
 class Trajectory(_message.Message):
     __slots__ = ("episode_id", "environment_id", "example_index", "messages", "turns", "status", "done", "truncated", "max_episode_turns", "error", "reward", "submission_json", "final_response_text")
