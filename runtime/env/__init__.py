@@ -3,6 +3,8 @@
 from runtime.env.action_parser import parse_tool_call_blocks
 from runtime.env.environment import Environment
 from runtime.env.loader import load_environment
+from runtime.env.parsers import Parser, ParseResult, ThinkParser, ToolCallParser, XMLParser
+from runtime.env.rubric import RewardFunc, Rubric, reward
 from runtime.env.types import (
     Action,
     Episode,
@@ -23,17 +25,25 @@ __all__ = [
     "Episode",
     "EpisodeContext",
     "Message",
+    "ParseResult",
+    "Parser",
+    "RewardFunc",
     "RewardResult",
+    "Rubric",
     "SandboxSpec",
     "StepResult",
     "TaskExample",
+    "ThinkParser",
     "Tool",
     "ToolCall",
+    "ToolCallParser",
     "ToolContext",
     "ToolError",
     "ToolOutput",
     "Turn",
+    "XMLParser",
     "load_environment",
     "parse_tool_call_blocks",
+    "reward",
     "tool",
 ]

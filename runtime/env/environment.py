@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from runtime.env.action_parser import ActionParser, parse_tool_call_blocks
 from runtime.env.dataset import load_dataset
+from runtime.env.rubric import Rubric
 from runtime.env.types import (
     Action,
     Episode,
@@ -51,6 +52,8 @@ class Environment:
     """Default for `max_episode_turns`; 1 makes a single-turn environment."""
     action_parser: ActionParser = staticmethod(parse_tool_call_blocks)
     """Turns raw completion text into an assistant message with tool calls."""
+    rubric: Rubric | None = None
+    """When set, the default `score_episode` scores with it instead of exact match."""
 
     @cached_property
     def source_dir(self) -> Path:
@@ -157,7 +160,10 @@ class Environment:
     async def score_episode(
         self, example: TaskExample, episode: Episode, ctx: EpisodeContext
     ) -> RewardResult:
-        """Default reward: 1 when the submitted (or final) answer equals the reference output."""
+        """Default reward: the `rubric` if set, else 1 when the submitted (or final) answer
+        equals the reference output."""
+        if self.rubric is not None:
+            return await self.rubric.score(example, episode, ctx)
         answer = episode.submission if episode.submitted else episode.final_response_text
         if answer is None:
             return RewardResult(score=0.0, reason="no answer was given")
