@@ -262,7 +262,12 @@ async def _run(args: argparse.Namespace, endpoint: ModelEndpoint, rep: Reporter)
         )
         limits = EpisodeLimitsRequest(max_turns=args.max_turns) if args.max_turns else None
         async with RolloutDriver(client, endpoint, limits=limits) as driver:
-            await driver.model.check()
+            try:
+                await driver.model.check()
+            except EndpointError as exc:
+                unset = exc.kind == "endpoint_rejected" and not os.environ.get(args.api_key_var)
+                hint = f" (no API key sent: {args.api_key_var} is not set)" if unset else ""
+                raise EvalError(f"{exc}{hint}") from None
             store = ResultsStore.open(out, metadata, resume=args.resume is not None)
             rep.directory = out
             plan = EvalPlan(

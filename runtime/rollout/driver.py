@@ -8,11 +8,10 @@ environment decides what it means (by default the episode ends and is scored).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -21,6 +20,7 @@ from runtime.client.base import EpisodeClient, EpisodeHandle
 from runtime.client.models import EpisodeLimitsRequest, Reward, StepOutput, Trajectory
 from runtime.errors import RuntimeServiceError
 from runtime.rollout.endpoint import EndpointError, ModelClient, ModelEndpoint, ModelReply, Usage
+from runtime.rollout.lifecycle import episode
 
 NOT_TOOL_ERRORS = frozenset({"nonzero_exit", "output_truncated", "skipped"})
 """Call outcomes not counted as tool errors: a program's own non-zero exit, output over the
@@ -83,33 +83,6 @@ class RolloutResult(BaseModel):
     def key(self) -> tuple[int, int]:
         """(example_index, rollout_index)."""
         return (self.example_index, self.rollout_index)
-
-
-async def _close_fully(handle: EpisodeHandle) -> None:
-    # `EpisodeClient.episode()` shields the close, but a cancelled caller leaves before it
-    # ends; a caller that then closes its client (channel) would cut the close off. Here the
-    # close always finishes first, and a cancellation that came meanwhile is raised after.
-    closing = asyncio.ensure_future(handle.close())
-    cancelled = False
-    while not closing.done():
-        try:
-            await asyncio.wait({closing})
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-
-
-@contextlib.asynccontextmanager
-async def _episode(
-    client: EpisodeClient, environment_id: str, **start: Any
-) -> AsyncIterator[EpisodeHandle]:
-    """Like `EpisodeClient.episode`, but the close is awaited to its end even on cancel."""
-    handle = EpisodeHandle(client, await client.start_episode(environment_id, **start))
-    try:
-        yield handle
-    finally:
-        await _close_fully(handle)
 
 
 def _keep(result: RolloutResult, trajectory: Trajectory) -> None:
@@ -181,7 +154,7 @@ class RolloutDriver:
         )
         began = time.monotonic()
         try:
-            async with _episode(
+            async with episode(
                 self.client,
                 environment_id,
                 params=params,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -90,7 +91,8 @@ class Reporter:
     def summary(self, summary: Summary, metadata: EvalMetadata, outcome: EvalOutcome) -> None:
         """Print the summary table, and what failed."""
         out = Console(file=sys.stdout, width=max(Console(file=sys.stdout).width, 88))
-        table = Table(title=f"{metadata.environment_id} · {metadata.model}", show_header=True)
+        title = escape(f"{metadata.environment_id} · {metadata.model}")
+        table = Table(title=title, show_header=True)
         table.add_column("metric")
         table.add_column("value", justify="right")
         rows: list[tuple[str, Any]] = [
@@ -120,7 +122,7 @@ class Reporter:
         if summary.failed:
             rows.append(("failed rollouts", str(summary.failed)))
         for name, value in rows:
-            table.add_row(name, value)
+            table.add_row(name, escape(str(value)))
         out.print(table)
         where = self.directory
         out.print(f"results: {where / 'results.jsonl' if where else '-'}", soft_wrap=True)

@@ -359,6 +359,7 @@ class Session:
             preexec_fn=_child_setup,
         )
         self.pid = self.proc.pid
+        self.killed = False
 
     def alive(self) -> bool:
         """Whether the process still runs."""
@@ -366,6 +367,7 @@ class Session:
 
     def kill(self) -> None:
         """Kill the session and everything it started."""
+        self.killed = True
         _kill_group(self.proc)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
@@ -444,29 +446,37 @@ def run_in_session(req: Request) -> Reply:
     name = "python" if req.get("kind") == "python" else "bash"
     cap = int(req.get("cap", 65536))
     timeout = float(req.get("timeout", 30.0))
-    with _sessions_lock:
-        session = _sessions.get(name)
-        fresh = session is None or not session.alive()
-        if session is not None and fresh:
-            session.kill()
-        if fresh:
-            # Under the calls lock, like run_command: the reaper must not take the new child.
+    started_one = False
+    while True:
+        with _sessions_lock:
+            session = _sessions.get(name)
+            fresh = session is None or session.killed or not session.alive()
+            if session is not None and fresh:
+                session.kill()
+            if fresh:
+                # Under the calls lock, like run_command: the reaper must not take the new child.
+                with _calls_lock:
+                    try:
+                        session = Session(name, dict(req.get("env") or {}), req.get("cwd") or None)
+                    except OSError as exc:
+                        return {"ok": False, "error": f"could not start the {name} session: {exc}"}
+                    _sessions[name] = session
+                started_one = True
+        assert session is not None
+        with session.lock:
+            # A call ahead of this one may have killed the session (timeout, cancel) while we
+            # waited for the lock: then start over with a fresh one.
+            if session.killed or not session.alive():
+                continue
             with _calls_lock:
-                try:
-                    session = Session(name, dict(req.get("env") or {}), req.get("cwd") or None)
-                except OSError as exc:
-                    return {"ok": False, "error": f"could not start the {name} session: {exc}"}
-                _sessions[name] = session
-    assert session is not None
-    with session.lock:
-        with _calls_lock:
-            _calls[req["id"]] = (session.proc, req)
-        try:
-            reply = session.run(req, cap, timeout)
-        finally:
-            with _calls_lock:
-                _calls.pop(req["id"], None)
-    reply["session_started"] = fresh
+                _calls[req["id"]] = (session.proc, req)
+            try:
+                reply = session.run(req, cap, timeout)
+            finally:
+                with _calls_lock:
+                    _calls.pop(req["id"], None)
+        break
+    reply["session_started"] = started_one
     settle()
     return reply
 

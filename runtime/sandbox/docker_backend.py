@@ -50,6 +50,8 @@ def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, A
             "/tmp": f"rw,exec,size={parse_size(spec.tmp_size)},mode=1777",
         },
         "ipc_mode": "private",
+        # Tool output must not be copied to the host's disk by a logging driver.
+        "log_config": {"type": "none", "config": {}},
         "init": False,
     }
     if spec.isolation == "gvisor":

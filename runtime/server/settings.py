@@ -80,14 +80,22 @@ class ServerSettings(BaseSettings):
             raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
         if self.auth_token is not None and self.auth_token_file is not None:
             raise ValueError("give --auth-token or --auth-token-file, not both")
+        if self.auth_token is not None and not self.auth_token.get_secret_value().strip():
+            # An unset ${TOKEN} in a compose file must not silently turn auth off.
+            raise ValueError("--auth-token is empty; leave it unset to run without auth")
+        if self.auth_token_file is not None:
+            self.bearer_token()  # unreadable or empty: refuse now, as a settings error
         return self
 
     def bearer_token(self) -> str | None:
         """The configured token, from the setting or its file; None when auth is off."""
         if self.auth_token is not None:
-            return self.auth_token.get_secret_value() or None
+            return self.auth_token.get_secret_value().strip()
         if self.auth_token_file is not None:
-            lines = self.auth_token_file.read_text().splitlines()
+            try:
+                lines = self.auth_token_file.read_text().splitlines()
+            except OSError as exc:
+                raise ValueError(f"cannot read {self.auth_token_file}: {exc.strerror}") from exc
             token = lines[0].strip() if lines else ""
             if not token:
                 raise ValueError(f"{self.auth_token_file} holds no token")
