@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from runtime.client.models import (
     EnvironmentDescription,
@@ -18,6 +18,8 @@ from runtime.client.models import (
     Trajectory,
 )
 from runtime.tools.messages import Message
+
+T = TypeVar("T")
 
 
 class EpisodeClient(ABC):
@@ -91,14 +93,41 @@ class EpisodeClient(ABC):
 
     @contextlib.asynccontextmanager
     async def episode(self, environment_id: str, **start: Any) -> AsyncIterator[EpisodeHandle]:
-        """Start an episode and close it on exit, even when the body raises or is cancelled."""
-        started = await self.start_episode(environment_id, **start)
-        handle = EpisodeHandle(self, started)
+        """Start an episode and close it on exit, even when the body raises or is cancelled.
+
+        The start and the close always run to their end: a cancellation that lands meanwhile
+        is raised afterwards, so an episode the server already created is never orphaned and a
+        caller that closes its client right after cannot cut the close off.
+        """
+        future, cancelled = await _run_to_end(self.start_episode(environment_id, **start))
+        if cancelled:
+            if not future.cancelled() and future.exception() is None:
+                await _close_to_end(EpisodeHandle(self, future.result()))
+            raise asyncio.CancelledError
+        handle = EpisodeHandle(self, future.result())
         try:
             yield handle
         finally:
-            # Shielded: a cancelled caller must still free the sandbox.
-            await asyncio.shield(handle.close())
+            await _close_to_end(handle)
+
+
+async def _run_to_end(call: Awaitable[T]) -> tuple[asyncio.Future[T], bool]:
+    """Run ``call`` to its end even if we are cancelled; (its future, whether we were)."""
+    future = asyncio.ensure_future(call)
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError:
+            cancelled = True
+    return future, cancelled
+
+
+async def _close_to_end(handle: EpisodeHandle) -> None:
+    """Close the episode; a cancellation during the close is raised once it is done."""
+    _, cancelled = await _run_to_end(handle.close())
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 class EpisodeHandle:

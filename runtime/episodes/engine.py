@@ -248,11 +248,13 @@ class EpisodeEngine:
         seen: set[str] = set()
         calls: list[ToolCall] = []
         for i, call in enumerate(message.tool_calls):
+            # Missing or repeated ids are the model's slip, not the client's: made unique, so
+            # each call still gets exactly one tool message to answer it.
             call_id = call.id or f"call_{i}"
-            if call_id in seen:
-                raise InvalidArgumentError(f"tool call id {call_id!r} appears twice in one action")
+            while call_id in seen:
+                call_id = f"{call_id}_{i}"
             seen.add(call_id)
-            calls.append(call if call.id else call.model_copy(update={"id": call_id}))
+            calls.append(call if call_id == call.id else call.model_copy(update={"id": call_id}))
         message = message.model_copy(update={"tool_calls": calls})
         return Action(
             message=message,

@@ -20,7 +20,6 @@ from runtime.client.base import EpisodeClient, EpisodeHandle
 from runtime.client.models import EpisodeLimitsRequest, Reward, StepOutput, Trajectory
 from runtime.errors import RuntimeServiceError
 from runtime.rollout.endpoint import EndpointError, ModelClient, ModelEndpoint, ModelReply, Usage
-from runtime.rollout.lifecycle import episode
 
 NOT_TOOL_ERRORS = frozenset({"nonzero_exit", "output_truncated", "skipped"})
 """Call outcomes not counted as tool errors: a program's own non-zero exit, output over the
@@ -154,8 +153,7 @@ class RolloutDriver:
         )
         began = time.monotonic()
         try:
-            async with episode(
-                self.client,
+            async with self.client.episode(
                 environment_id,
                 params=params,
                 example_index=example_index,

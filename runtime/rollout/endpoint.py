@@ -263,7 +263,13 @@ class ModelClient:
             except openai.OpenAIError as exc:
                 raise EndpointError("endpoint_error", f"bad model response: {exc}") from None
             else:
-                reply = parse_reply(response.model_dump())
+                dump = getattr(response, "model_dump", None)
+                if dump is None:  # not JSON: some proxies answer 200 with an HTML page
+                    raise EndpointError(
+                        "endpoint_error",
+                        f"the model endpoint answered with no chat completion: {response!r:.200}",
+                    )
+                reply = parse_reply(dump())
                 reply.model_s = time.monotonic() - started
                 reply.attempts = attempt
                 return reply
