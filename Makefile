@@ -88,3 +88,19 @@ fmt:
 	$(PY) -m ruff check --fix $(LINT_PATHS)
 
 bench: ; $(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# --- docker-compose dev loop (docker-compose.yml, docs/dev-loop.md) ----------------------------
+.PHONY: server-image dev dev-down
+
+# The server's image for compose, built offline (host-built wheels; BASE_IMAGE=... for a
+# registry base); skipped when up to date.
+server-image:
+	bash deploy/build-server-image.sh
+
+# Build what is missing, start the stack, wait until healthy, print how to run an eval.
+dev:
+	bash scripts/dev.sh up
+
+# Remove the stack (containers, network, volumes) and every sandbox its server left.
+dev-down:
+	bash scripts/dev.sh down

@@ -61,6 +61,10 @@ class SandboxError(UnavailableError):
     """A sandbox could not be created, reached or used."""
 
 
+class CommandNotRunError(RuntimeServiceError):
+    """The sandbox is alive but could not run a command (e.g. it is out of processes)."""
+
+
 class SandboxTimeoutError(RuntimeServiceError, TimeoutError):
     """The caller's deadline passed before a sandbox operation finished."""
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provision a Debian bookworm machine (as root) to run and test episode-runtime:
-#   1. apt packages: docker.io (engine), mmdebstrap (base image), make
+#   1. apt packages: docker.io (engine), mmdebstrap (base image), make, docker-compose (dev loop)
 #   2. a running docker engine (starts dockerd in the background if needed)
 #   3. .venv with the package installed editable, plus dev tools
 #   4. sandbox images (`make images`)
@@ -25,6 +25,8 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
 command -v make >/dev/null 2>&1 || missing+=(make)
+# Compose for the dev loop (docker-compose.yml, tests/test_compose.py): Debian's v1, unless v2 is there.
+command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 command -v runsc >/dev/null 2>&1 || missing+=(runsc)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Debian's python3 needs python3-venv for `python3 -m venv` (ensurepip).

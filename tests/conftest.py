@@ -7,12 +7,14 @@ the session fails if anything of ours is still there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 import docker
+import docker.errors
 import pytest
 
 from runtime.sandbox import labels
@@ -46,17 +48,18 @@ def owner(docker_client: docker.DockerClient) -> Iterator[str]:
     """This test run's owner label; at the end, nothing labelled with it may remain."""
     name = os.environ.get("RUNTIME_TEST_OWNER") or f"pytest-{secrets.token_hex(4)}"
     yield name
-    leftovers = docker_client.containers.list(all=True, filters=labels.owner_filter(name))
-    for container in leftovers:
-        container.remove(force=True)
-    assert not leftovers, f"containers left behind: {[c.name for c in leftovers]}"
+    leftovers = docker_client.api.containers(all=True, filters=labels.owner_filter(name))
+    for item in leftovers:
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.api.remove_container(item["Id"], force=True)
+    assert not leftovers, f"containers left behind: {[item['Names'] for item in leftovers]}"
 
 
 def leftover_containers(client: docker.DockerClient, owner_name: str) -> list[str]:
     """Names of the containers still labelled with ``owner_name``."""
-    return [
-        c.name for c in client.containers.list(all=True, filters=labels.owner_filter(owner_name))
-    ]
+    # The low-level list: no per-container inspect that could race a removal in progress.
+    found = client.api.containers(all=True, filters=labels.owner_filter(owner_name))
+    return [str(item["Names"][0]).lstrip("/") for item in found]
 
 
 async def wait_until_gone(

@@ -17,8 +17,9 @@ ActionParser = Callable[[str], Message]
 """Turns a raw completion into an assistant message."""
 
 _BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
-MAX_CALLS = 64
-"""Blocks beyond this many are ignored, so one completion cannot fan out without bound."""
+MAX_CALLS = 4096
+"""Blocks beyond this many are dropped; the engine's smaller per-turn cap answers the rest of
+those kept as "not executed", so the model learns its extra calls did not run."""
 
 
 def _parse_block(body: str, index: int) -> ToolCall:

@@ -40,6 +40,10 @@ def _module_from_path(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, file, submodule_search_locations=search)
     if spec is None or spec.loader is None:
         raise NotFoundError(f"cannot import an environment from {path}")
+    # A reload must re-import the package's submodules too, not reuse their cached copies.
+    for cached in [key for key in sys.modules if key == name or key.startswith(name + ".")]:
+        del sys.modules[cached]
+    importlib.invalidate_caches()
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:

@@ -48,6 +48,8 @@ from runtime.tools.messages import Message, ToolCall
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_ID_CHARS = 256
+"""Tool names and call ids longer than this are cut: they are echoed in every answer."""
 
 
 @dataclass(frozen=True)
@@ -250,11 +252,14 @@ class EpisodeEngine:
         for i, call in enumerate(message.tool_calls):
             # Missing or repeated ids are the model's slip, not the client's: made unique, so
             # each call still gets exactly one tool message to answer it.
-            call_id = call.id or f"call_{i}"
+            call_id = (call.id or f"call_{i}")[:MAX_ID_CHARS]
             while call_id in seen:
                 call_id = f"{call_id}_{i}"
             seen.add(call_id)
-            calls.append(call if call_id == call.id else call.model_copy(update={"id": call_id}))
+            name = call.name[:MAX_ID_CHARS]
+            if call_id != call.id or name != call.name:
+                call = call.model_copy(update={"id": call_id, "name": name})
+            calls.append(call)
         message = message.model_copy(update={"tool_calls": calls})
         return Action(
             message=message,

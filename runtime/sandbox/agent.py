@@ -101,8 +101,38 @@ def _child_setup() -> None:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    # A fork bomb can fork between one killpg and the next: repeat until the group is empty
+    # (or only zombies are left), within a bound.
+    for _ in range(200):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        if not _group_alive(proc.pid):
+            return
+        time.sleep(0.001)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in process group ``pgid``."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        if fields and fields[0] != "Z" and fields[2] == str(pgid):
+            return True
+    return False
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name: state, ppid, pgrp, session, ..."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return []
+    # The command name may hold spaces and parentheses; the fields after its last ')' do not.
+    return data[data.rfind(b")") + 2 :].decode("ascii", "replace").split()
 
 
 def run_command(req: Request) -> Reply:
@@ -252,6 +282,7 @@ null = os.open(os.devnull, os.O_RDONLY)
 os.dup2(null, 0)
 sys.stdin = open(os.devnull)
 ns = {"__name__": "__main__", "__builtins__": __builtins__}
+me = os.getpid()
 while True:
     header = ctl.readline()
     if not header:
@@ -285,6 +316,8 @@ while True:
             stream.flush()
         except Exception:
             pass
+    if os.getpid() != me:
+        os._exit(rc)  # a process the cell forked: only the interpreter itself serves the loop
     os.write(1, b"\n" + tag + b" " + str(rc).encode() + b"\n")
     os.write(2, b"\n" + tag + b"\n")
 """
@@ -391,7 +424,12 @@ class Session:
         err = _Marked(b"\n" + tag + b"\n", cap, wants_code=False)
         oom_before = oom_kills()
         started = time.monotonic()
-        threading.Thread(target=_write_all, args=(self.proc.stdin, message), daemon=True).start()
+        try:
+            threading.Thread(
+                target=_write_all, args=(self.proc.stdin, message), daemon=True
+            ).start()
+        except RuntimeError:  # no thread to be had: write inline (the pipe takes small calls)
+            _write_all(self.proc.stdin, message)
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ, out)
         sel.register(self.proc.stderr, selectors.EVENT_READ, err)
@@ -459,8 +497,26 @@ def run_in_session(req: Request) -> Reply:
                     try:
                         session = Session(name, dict(req.get("env") or {}), req.get("cwd") or None)
                     except OSError as exc:
-                        return {"ok": False, "error": f"could not start the {name} session: {exc}"}
-                    _sessions[name] = session
+                        failure = exc
+                        session = None
+                if session is None:
+                    # Out of processes, most likely: free them and try once more.
+                    _sessions_lock.release()
+                    try:
+                        free_processes()
+                    finally:
+                        _sessions_lock.acquire()
+                    with _calls_lock:
+                        try:
+                            session = Session(
+                                name, dict(req.get("env") or {}), req.get("cwd") or None
+                            )
+                        except OSError:
+                            return {
+                                "ok": False,
+                                "error": f"could not start the {name} session: {failure}",
+                            }
+                _sessions[name] = session
                 started_one = True
         assert session is not None
         with session.lock:
@@ -477,6 +533,9 @@ def run_in_session(req: Request) -> Reply:
                     _calls.pop(req["id"], None)
         break
     reply["session_started"] = started_one
+    if started_one and name in _reset_by_recovery:
+        _reset_by_recovery.discard(name)
+        reply["stderr"] = _RECOVERY_NOTICE + str(reply.get("stderr", ""))
     settle()
     return reply
 
@@ -569,13 +628,7 @@ def reap_once() -> None:
 
 
 def _parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses; the fields after its last ')' do not.
-    fields = data[data.rfind(b")") + 2 :].split()
+    fields = _stat_fields(pid)
     return int(fields[1]) if len(fields) > 1 else None
 
 
@@ -590,17 +643,40 @@ def kill_strays() -> int:
     found = 0
     with _calls_lock:
         owned = {proc.pid for proc, _ in _calls.values()}
-        owned.update(session.pid for session in list(_sessions.values()))
+        sessions = {session.pid for session in list(_sessions.values())}
+        owned.update(sessions)
+        table: dict[int, list[str]] = {}
         for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) in owned or int(entry) == 1:
+            if entry.isdigit() and int(entry) != 1:
+                fields = _stat_fields(int(entry))
+                if fields:
+                    table[int(entry)] = fields
+        for pid, fields in table.items():
+            if pid in owned or (fields[0] == "Z" and int(fields[1]) != 1):
                 continue
-            if _parent_of(int(entry)) == 1:
+            orphan = int(fields[1]) == 1
+            # A session's background jobs stay in the shell's session; whatever left it
+            # (setsid, daemons) is killed like an orphan, even while its parent lives.
+            escaped = not orphan and _escaped_session(pid, table, sessions)
+            if orphan or escaped:
                 found += 1
                 with contextlib.suppress(OSError):
-                    os.killpg(int(entry), signal.SIGKILL)
+                    os.killpg(pid, signal.SIGKILL)
                 with contextlib.suppress(OSError):
-                    os.kill(int(entry), signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
     return found
+
+
+def _escaped_session(pid: int, table: dict[int, list[str]], sessions: set[int]) -> bool:
+    """Whether ``pid`` descends from a persistent session but runs in another process session."""
+    ancestor = int(table[pid][1])
+    for _ in range(64):
+        if ancestor in sessions:
+            return table[pid][3] != str(ancestor)
+        if ancestor not in table:
+            return False
+        ancestor = int(table[ancestor][1])
+    return False
 
 
 def settle(limit_s: float = 0.5) -> None:
@@ -647,6 +723,34 @@ def handle(req: Request) -> None:
         os._exit(3)
 
 
+_RECOVERY_NOTICE = (
+    "[the sandbox had run out of processes: every session and the processes it started were "
+    "killed to free them; this call runs in a fresh session]\n"
+)
+_reset_by_recovery: set[str] = set()
+"""Sessions killed to free processes, each told so once, when its fresh session starts."""
+
+
+def free_processes() -> None:
+    """Kill every session and stray process: the way back from a process-limit exhaustion."""
+    with _sessions_lock:
+        sessions = list(_sessions.items())
+    for name, session in sessions:
+        if not session.killed:
+            _reset_by_recovery.add(name)
+        session.kill()
+    settle()
+
+
+def start_handler(req: Request) -> None:
+    """Handle ``req`` on a new thread; when none can be had (pids limit), free processes first."""
+    try:
+        threading.Thread(target=handle, args=(req,), daemon=True).start()
+    except RuntimeError:
+        free_processes()
+        threading.Thread(target=handle, args=(req,), daemon=True).start()
+
+
 def main(stream: IO[bytes]) -> None:
     """Serve requests until the server closes stdin, then kill what is left and exit."""
     harden_self()
@@ -676,8 +780,8 @@ def main(stream: IO[bytes]) -> None:
             handle(req)
         else:
             try:
-                threading.Thread(target=handle, args=(req,), daemon=True).start()
-            except RuntimeError as exc:  # no thread to be had, e.g. the pids limit is exhausted
+                start_handler(req)
+            except RuntimeError as exc:  # no thread to be had, even after freeing processes
                 send(
                     {
                         "id": req.get("id"),

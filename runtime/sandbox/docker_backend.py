@@ -14,7 +14,12 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 
-from runtime.errors import FailedPreconditionError, SandboxError, UnavailableError
+from runtime.errors import (
+    CommandNotRunError,
+    FailedPreconditionError,
+    SandboxError,
+    UnavailableError,
+)
 from runtime.sandbox import labels
 from runtime.sandbox.backend import ExecResult, FileResult, Sandbox, SandboxBackend
 from runtime.sandbox.channel import BOOTSTRAP, AgentChannel
@@ -133,7 +138,8 @@ class DockerSandbox(Sandbox):
             timeout_s + _REPLY_GRACE_S,
         )
         if not reply.get("ok"):
-            raise SandboxError(str(reply.get("error", "the command could not be run"))[:1000])
+            # The agent answered, so the sandbox lives: the model can clean up and retry.
+            raise CommandNotRunError(str(reply.get("error", "the command could not be run"))[:1000])
         cap = self.spec.output_cap_bytes
         exit_code = reply.get("exit_code")
         return ExecResult(

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.errors import SandboxError
+from runtime.errors import CommandNotRunError, SandboxError
 from runtime.tools.context import ToolContext, ToolError, ToolOutput
 from runtime.tools.messages import Message, ToolCall
 from runtime.tools.schema import Tool, ToolArgumentError
@@ -83,6 +83,12 @@ async def _invoke(call: ToolCall, tools: Mapping[str, Tool], ctx: ToolContext) -
         return _to_output(await selected.invoke(arguments, ctx))
     except ToolError as exc:
         return ToolOutput(content=f"error: {exc}", error="tool_error")
+    except CommandNotRunError as exc:
+        return ToolOutput(
+            content=f"error: the sandbox could not run this command ({exc}); it may be out of "
+            "processes or memory: stop what you started, then try again",
+            error="tool_error",
+        )
     except SandboxError as exc:
         return ToolOutput(
             content=f"sandbox error: {exc}. The sandbox cannot run further tool calls.",
