@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from conftest import sandbox_spec
+from conftest import GVISOR, sandbox_spec
+from test_sandbox_defaults import OOM_NOT_NAMED, docker_oom_event
 
 from runtime.sandbox.backend import Sandbox
 from runtime.sandbox.docker_backend import DockerBackend
@@ -287,9 +289,31 @@ async def test_paths_outside_the_work_dir_are_refused(ctx: ToolContext, path: st
     message, record = await call(ctx, "write_file", {"path": path, "content": "pwned"})
     assert message.content == "error: path is outside the work directory /work"
     assert record.error == "tool_error"
-    passwd = await content(ctx, "bash", {"command": "head -1 /etc/passwd; ls /tmp"})
+    # Every target above resolves to /etc/passwd or /tmp/x: neither holds what was written.
+    passwd = await content(
+        ctx, "bash", {"command": "head -1 /etc/passwd; grep -s pwned /etc/passwd /tmp/x; true"}
+    )
     assert passwd.startswith("root:")
     assert "pwned" not in passwd
+
+
+@pytest.mark.xfail(
+    GVISOR,
+    reason=(
+        "gVisor gap: runsc 20221219 rejects statx(AT_NO_AUTOMOUNT) with EINVAL, which "
+        "coreutils 9.1 always passes, so `ls DIR`, `ls -l` and `stat` fail inside the sandbox"
+    ),
+    strict=True,
+)
+async def test_bash_lists_and_stats_files(ctx: ToolContext) -> None:
+    name = f"listed-{secrets.token_hex(3)}.txt"
+    await call(ctx, "write_file", {"path": name, "content": "12345"})
+    message, record = await call(
+        ctx, "bash", {"command": f"ls /work; ls -l {name}; stat -c %s /work/{name}"}
+    )
+    assert record.exit_code == 0, message.content
+    assert message.content.count(name) == 2, message.content
+    assert message.content.endswith("\n5"), message.content
 
 
 async def test_symlink_inside_the_work_dir_is_followed(ctx: ToolContext) -> None:
@@ -427,6 +451,7 @@ async def test_sandbox_killed_from_outside(
         message, record = await call(ctx, name, arguments)
         assert message.content.startswith("sandbox error"), message.content
         assert "The sandbox cannot run further tool calls." in message.content
+        assert "out-of-memory" not in message.content, message.content
         assert record.error == "sandbox_error"
         assert record.ends_episode is True
 
@@ -439,6 +464,10 @@ async def test_sandbox_killed_from_outside(
 async def test_kill_after_an_earlier_oom_is_not_reported_as_oom(
     own_sandbox: Sandbox, docker_client: docker.DockerClient
 ) -> None:
+    if GVISOR:
+        await _gvisor_oom_ends_the_episode(own_sandbox, docker_client)
+        return
+
     ctx = make_ctx(own_sandbox)
     oom, record = await call(ctx, "python", {"code": "b = bytearray(600 * 1024 * 1024)"})
     assert "out of memory" in oom.content
@@ -450,3 +479,25 @@ async def test_kill_after_an_earlier_oom_is_not_reported_as_oom(
     assert message.content.startswith("sandbox error")
     assert record.error == "sandbox_error"
     assert "out of memory" not in message.content, message.content
+
+
+async def _gvisor_oom_ends_the_episode(sandbox: Sandbox, client: docker.DockerClient) -> None:
+    """gVisor: the memory limit bounds the whole sandbox (its kernel too), so an OOM kills the
+    sandbox; there is no earlier OOM for a later kill to be mistaken for. The OOM itself is
+    reported as a sandbox error naming the out-of-memory kill, and the episode ends."""
+    ctx = make_ctx(sandbox, timeout_s=60)
+    started = time.time()
+    oom, record = await call(ctx, "python", {"code": "b = bytearray(600 * 1024 * 1024)"})
+    assert oom.content.startswith("sandbox error"), oom.content
+    assert record.error == "sandbox_error"
+    assert record.ends_episode is True
+
+    message, record = await call(ctx, "bash", {"command": "echo still up"})
+    assert message.content.startswith("sandbox error"), message.content
+    assert "still up" not in message.content
+    assert record.error == "sandbox_error"
+    assert record.ends_episode is True
+
+    assert await docker_oom_event(client, sandbox.id, started), "no OOM kill of the sandbox"
+    if "out-of-memory kill" not in oom.content:
+        pytest.xfail(f"{OOM_NOT_NAMED}: {oom.content}")

@@ -2,6 +2,11 @@
 
 Nothing here mocks Docker: each test runs commands in a container of the test image through the
 in-sandbox agent and asserts what a command (or the model, through the `bash` tool) observes.
+
+Under gVisor (`RUNTIME_TEST_ISOLATION=gvisor`) the sandbox has its own kernel: where runc-specific
+artefacts (mountinfo of an overlay root, cgroup files inside the container) do not exist there,
+the same property is shown the way gVisor exposes it, and where a default is not enforced the test
+is a strict xfail naming the gap.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import pytest
-from conftest import sandbox_spec, wait_until_gone
+from conftest import GVISOR, sandbox_spec, wait_until_gone
 
 from runtime.errors import SandboxError
 from runtime.sandbox import labels
@@ -193,10 +199,26 @@ async def test_runs_as_nobody_and_cannot_become_root(
 async def test_root_filesystem_is_read_only(
     shared: Sandbox, docker_client: docker.DockerClient
 ) -> None:
+    # Root-owned directories. gVisor checks permissions before the read-only mount, so there
+    # the user is told EACCES; the world-writable directories below show the mount itself.
+    refusal = "Permission denied" if GVISOR else "Read-only file system"
     for target in ("/x", "/usr/bin/x", "/etc/x"):
         result = await sh(shared, f"touch {target}")
         assert result.exit_code != 0
+        assert refusal in result.stderr, result
+
+    # World-writable directories of the image: only the read-only root stops these writes.
+    open_dirs = await sh(shared, "find /var/tmp /run/lock -maxdepth 0 -perm -0002")
+    assert open_dirs.stdout.split() == ["/var/tmp", "/run/lock"], open_dirs
+    for target in ("/var/tmp/x", "/run/lock/x"):
+        result = await sh(shared, f"echo hi > {target}")
+        assert result.exit_code != 0
         assert "Read-only file system" in result.stderr, result
+
+    mounts = await sh(shared, "cat /proc/mounts")
+    root = [line.split() for line in mounts.stdout.splitlines() if line.split()[1] == "/"]
+    assert root, mounts.stdout
+    assert "ro" in root[-1][3].split(","), root
 
     writable = await sh(
         shared,
@@ -212,14 +234,18 @@ async def test_root_filesystem_is_read_only(
 
 async def test_tmpfs_size_caps(backend: DockerBackend) -> None:
     small = sandbox_spec(workdir_size="8m", tmp_size="8m")
+    # coreutils' `stat` fails with EINVAL under this gVisor (its statx rejects AT_NO_AUTOMOUNT);
+    # `wc -c` reads the same size by reading the file.
+    size_of = "wc -c <" if GVISOR else "stat -c %s"
     sandbox = await backend.create(small, episode_id=episode_id("tmpfs"))
     try:
         for directory in ("/work", "/tmp"):
             result = await sh(sandbox, f"head -c 20M /dev/zero > {directory}/f")
             assert result.exit_code != 0
             assert "No space left on device" in result.stderr, result
-            size = await sh(sandbox, f"stat -c %s {directory}/f; rm -f {directory}/f")
-            assert int(size.stdout) <= 8 * MIB
+            size = await sh(sandbox, f"{size_of} {directory}/f; rm -f {directory}/f")
+            assert size.exit_code == 0, size
+            assert 0 < int(size.stdout) <= 8 * MIB
 
             fits = await sh(sandbox, f"head -c 4M /dev/zero > {directory}/g && rm {directory}/g")
             assert fits.exit_code == 0, fits
@@ -230,14 +256,45 @@ async def test_tmpfs_size_caps(backend: DockerBackend) -> None:
 # --- capabilities --------------------------------------------------------------------------
 
 
+_PRCTL = """
+import ctypes, errno, json
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+
+def prctl(*args):
+    result = libc.prctl(*args, *[0] * (5 - len(args)))
+    return result if result >= 0 else -ctypes.get_errno()
+
+caps = range(64)
+print(json.dumps({
+    "no_new_privs": prctl(39),  # PR_GET_NO_NEW_PRIVS
+    "bounding": [c for c in caps if prctl(23, c) == 1],  # PR_CAPBSET_READ
+    "ambient": sorted({prctl(47, 1, c) for c in caps} - {-errno.EINVAL}),  # PR_CAP_AMBIENT_IS_SET
+    "ambient_supported": prctl(47, 1, 0) != -errno.EINVAL,
+}))
+"""
+
+
 async def test_all_capabilities_dropped_and_no_new_privileges(
     shared: Sandbox, docker_client: docker.DockerClient
 ) -> None:
     result = await sh(shared, "grep -E '^(Cap|NoNewPrivs)' /proc/self/status")
     status = dict(line.split(":\t") for line in result.stdout.splitlines())
-    for field in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+    # gVisor's /proc/self/status has no CapAmb or NoNewPrivs line (it has no ambient set at all);
+    # prctl, below, asks the kernel directly under both runtimes.
+    fields = ("CapEff", "CapPrm", "CapBnd", "CapInh") + (() if GVISOR else ("CapAmb",))
+    for field in fields:
         assert int(status[field], 16) == 0, (field, status)
-    assert status["NoNewPrivs"] == "1"
+    if not GVISOR:
+        assert status["NoNewPrivs"] == "1"
+
+    asked = await shared.exec(_PRCTL, timeout_s=15, kind="python")
+    assert asked.exit_code == 0, asked
+    kernel = json.loads(asked.stdout)
+    assert kernel["no_new_privs"] == 1, kernel
+    assert kernel["bounding"] == [], kernel
+    assert kernel["ambient_supported"] is not GVISOR, kernel
+    assert kernel["ambient"] in ([0], []), kernel  # no ambient capability is set
 
     info = await inspect(docker_client, shared.id)
     assert info["HostConfig"]["CapDrop"] == ["ALL"]
@@ -250,7 +307,13 @@ async def test_all_capabilities_dropped_and_no_new_privileges(
 _ALLOC_600 = 'python3 -c "b = bytearray(600*1024*1024)"'
 
 
-async def test_memory_limit_kills_a_600_mib_allocation(fresh: Sandbox) -> None:
+async def test_memory_limit_kills_a_600_mib_allocation(
+    fresh: Sandbox, docker_client: docker.DockerClient
+) -> None:
+    if GVISOR:
+        await _gvisor_oom_ends_the_sandbox(fresh, docker_client)
+        return
+
     result = await sh(fresh, _ALLOC_600)
     assert result.oom_killed is True, result
     assert result.exit_code != 0
@@ -271,6 +334,59 @@ async def test_memory_limit_kills_a_600_mib_allocation(fresh: Sandbox) -> None:
     assert alive.stdout == "still here\n"
 
 
+OOM_NOT_NAMED = (
+    "gVisor gap (runtime/sandbox/docker_backend.py, DockerBackend.explain_failure): the sandbox "
+    "was OOM-killed (Docker sent an 'oom' event) but the message does not say so: State was read "
+    "once, before Docker recorded the exit, or Docker 20.10 handled the exit before the OOM "
+    "event and never set State.OOMKilled"
+)
+
+
+async def docker_oom_event(client: docker.DockerClient, container_id: str, since: float) -> bool:
+    """Whether Docker reported an `oom` event for the container since ``since`` (epoch seconds)."""
+
+    def query() -> bool:
+        events = client.api.events(
+            since=int(since) - 1,
+            until=int(time.time()) + 1,
+            filters={"container": [container_id], "event": ["oom"]},
+            decode=True,
+        )
+        try:
+            return any(True for _ in events)
+        finally:
+            events.close()
+
+    return await asyncio.to_thread(query)
+
+
+async def _gvisor_oom_ends_the_sandbox(sandbox: Sandbox, client: docker.DockerClient) -> None:
+    """gVisor: the limit bounds the whole sandbox (its kernel too), so going over it kills the
+    sandbox, not one process. The model gets a sandbox error naming the out-of-memory kill, and
+    the episode ends."""
+    fine = await sh(sandbox, 'python3 -c "b = bytearray(400*1024*1024); print(len(b))"')
+    assert fine.exit_code == 0, fine
+    assert fine.oom_killed is False
+    assert fine.stdout.strip() == str(400 * MIB)
+
+    started = time.time()
+    message, record = await bash_tool(sandbox, _ALLOC_600, timeout_s=60)
+    assert message.content.startswith("sandbox error"), message.content
+    assert "The sandbox cannot run further tool calls." in message.content
+    assert record.error == "sandbox_error"
+    assert record.ends_episode is True
+    assert record.timed_out is False
+
+    with pytest.raises(SandboxError):
+        await sh(sandbox, "echo still here")
+    state = (await inspect(client, sandbox.id))["State"]
+    assert state["Running"] is False
+    assert state["ExitCode"] == 137
+    assert await docker_oom_event(client, sandbox.id, started), "no OOM kill of the sandbox"
+    if "out-of-memory kill" not in message.content:
+        pytest.xfail(f"{OOM_NOT_NAMED}: {message.content}")
+
+
 async def test_memory_limit_without_swap(
     shared: Sandbox, docker_client: docker.DockerClient
 ) -> None:
@@ -278,8 +394,15 @@ async def test_memory_limit_without_swap(
     assert info["HostConfig"]["Memory"] == 512 * MIB
     assert info["HostConfig"]["MemorySwap"] == 512 * MIB
 
-    files = await _cgroup_values(
+    if GVISOR:  # what gVisor's kernel tells the processes: the limit is all the memory there is
+        meminfo = await sh(shared, "grep -E '^(MemTotal|SwapTotal):' /proc/meminfo")
+        rows = dict(line.split(":") for line in meminfo.stdout.splitlines())
+        assert rows["MemTotal"].split() == [str(512 * 1024), "kB"], rows
+        assert rows["SwapTotal"].split() == ["0", "kB"], rows
+
+    files = await _sandbox_cgroup_values(
         shared,
+        docker_client,
         "memory/memory.limit_in_bytes",
         "memory/memory.memsw.limit_in_bytes",
         "memory.max",
@@ -304,6 +427,46 @@ async def _cgroup_values(sandbox: Sandbox, *names: str) -> dict[str, str]:
     return found
 
 
+def _host_cgroup_files(pid: int, names: Iterable[str]) -> dict[str, str]:
+    """The readable ones among ``names`` (as in `_cgroup_values`) in the host cgroups of ``pid``."""
+    v1: dict[str, str] = {}
+    v2 = None
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers:
+            v1.update(dict.fromkeys(controllers.split(","), path))
+        else:
+            v2 = path
+    found = {}
+    for name in names:
+        controller, _, file = name.rpartition("/")
+        base = v1.get(controller) if controller else v2
+        if base is None:
+            continue
+        candidate = Path("/sys/fs/cgroup", controller, base.lstrip("/"), file)
+        if candidate.is_file():
+            found[name] = candidate.read_text().strip()
+    return found
+
+
+async def _sandbox_cgroup_values(
+    sandbox: Sandbox, client: docker.DockerClient, *names: str
+) -> dict[str, str]:
+    """The cgroup limits the kernel applies to the sandbox, by `_cgroup_values` name.
+
+    Under runc they are read inside the container. gVisor exposes no cgroup files inside; its
+    limits are the host cgroup of the sandbox's process (the gVisor kernel and everything it
+    runs), read here on the host (these tests run on the Docker host: they check its paths).
+    """
+    if not GVISOR:
+        return await _cgroup_values(sandbox, *names)
+    pid = (await inspect(client, sandbox.id))["State"]["Pid"]
+    assert pid > 0, "the sandbox container is not running"
+    found = await asyncio.to_thread(_host_cgroup_files, pid, names)
+    assert found, f"no host cgroup file of pid {pid} readable among {names}"
+    return found
+
+
 # --- pids ----------------------------------------------------------------------------------
 
 
@@ -320,6 +483,16 @@ print(len(started))
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    GVISOR,
+    reason=(
+        "gVisor gap: the pids limit caps the host tasks of the whole sandbox (gVisor's kernel "
+        "threads and one ptrace stub per process, ~35 at idle), not the processes inside; about "
+        "35 live processes crash the sandbox (Sentry panic, container exit code 2, reported "
+        "only as 'the sandbox container stopped (exit code 2)') instead of fork failing EAGAIN"
+    ),
+    strict=True,
+)
 async def test_pids_limit_stops_a_process_flood(
     fresh: Sandbox, docker_client: docker.DockerClient
 ) -> None:
@@ -342,6 +515,15 @@ async def test_pids_limit_stops_a_process_flood(
     assert set(files.values()) == {"256"}
 
 
+async def test_pids_limit_is_set(shared: Sandbox, docker_client: docker.DockerClient) -> None:
+    """The limit is on the sandbox's cgroup (under gVisor: the host cgroup of the whole sandbox,
+    which keeps a flood from reaching the host; inside it, see the strict xfail above)."""
+    info = await inspect(docker_client, shared.id)
+    assert info["HostConfig"]["PidsLimit"] == 256
+    files = await _sandbox_cgroup_values(shared, docker_client, "pids/pids.max", "pids.max")
+    assert set(files.values()) == {"256"}
+
+
 # --- cpu -----------------------------------------------------------------------------------
 
 
@@ -349,7 +531,9 @@ async def test_one_cpu(shared: Sandbox, docker_client: docker.DockerClient) -> N
     info = await inspect(docker_client, shared.id)
     assert info["HostConfig"]["NanoCpus"] == 1_000_000_000
 
-    files = await _cgroup_values(shared, "cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us", "cpu.max")
+    files = await _sandbox_cgroup_values(
+        shared, docker_client, "cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us", "cpu.max"
+    )
     if "cpu.max" in files:
         quota, period = files["cpu.max"].split()
     else:
@@ -534,6 +718,11 @@ async def test_server_environment_is_not_visible(
 
 _VIRTUAL_FS = {"overlay", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2"}
 _DOCKER_FILES = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
+# gVisor's gofer serves the image's root filesystem and Docker's files over 9p (the root has
+# no overlay inside the sandbox); every other mount there is one of gVisor's own.
+_ROOT_FS = "9p" if GVISOR else "overlay"
+_SERVED = _DOCKER_FILES | ({"/"} if GVISOR else set())
+_HOST_DIR = str(Path(__file__).resolve().parent)  # a host path: this test file's directory
 
 
 async def test_no_host_paths_mounted(shared: Sandbox, docker_client: docker.DockerClient) -> None:
@@ -546,12 +735,22 @@ async def test_no_host_paths_mounted(shared: Sandbox, docker_client: docker.Dock
         fstype = right.split()[0]
         mounts.append((mountpoint, fstype))
         if fstype not in _VIRTUAL_FS:
-            assert mountpoint in _DOCKER_FILES, line
-    assert ("/", "overlay") in mounts
+            assert mountpoint in _SERVED, line
+            if GVISOR:
+                assert fstype == "9p", line
+    assert ("/", _ROOT_FS) in mounts
     assert ("/work", "tmpfs") in mounts
 
-    sockets = await sh(shared, "ls -la /var/run/docker.sock /run/docker.sock 2>&1; true")
-    assert sockets.stdout.count("No such file or directory") == 2, sockets.stdout
+    sockets = await sh(
+        shared,
+        "for p in /var/run/docker.sock /run/docker.sock; do [ -e $p ] || [ -L $p ] && echo $p; "
+        "done; true",
+    )
+    assert sockets.exit_code == 0
+    assert sockets.stdout == "", sockets.stdout
+
+    seen = await sh(shared, f"[ -e {_shell_quote(_HOST_DIR)} ] && echo visible; true")
+    assert seen.stdout == "", _HOST_DIR
 
     info = await inspect(docker_client, shared.id)
     assert info["Mounts"] == []
@@ -625,8 +824,10 @@ async def test_each_episode_gets_its_own_container(
 
             missing = await second.read_file("mine.txt", max_bytes=100)
             assert missing.ok is False
-            listing = await sh(second, "ls -A /work /tmp")
+            listing = await sh(second, "find /work /tmp -mindepth 1")
+            assert listing.exit_code == 0, listing
             assert "mine" not in listing.stdout
+            assert "mine" in (await sh(first, "find /work /tmp -mindepth 1")).stdout
             assert (await first.read_file("mine.txt", max_bytes=100)).content == "first's secret"
         finally:
             await second.close()
