@@ -43,7 +43,6 @@ from grpc_fixtures import (
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from runtime.errors import SandboxError
 from runtime.sandbox import labels
 from runtime.sandbox.docker_backend import DockerBackend
 from runtime.sandbox.spec import SandboxSpec

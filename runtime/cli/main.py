@@ -16,6 +16,9 @@ USAGE = """usage: python -m runtime COMMAND [options]
 commands:
   serve     run the gRPC episode server (python -m runtime serve --help for its settings)
   eval      evaluate a model on an environment (python -m runtime eval --help)
+  env       write environments: `env test` replays the gold outputs through real episodes,
+            `env sft` exports them as chat examples, `env init` scaffolds a new one
+            (python -m runtime env --help)
 """
 
 
@@ -59,5 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.cli.eval import main as eval_main
 
         return eval_main(rest)
+    if command == "env":
+        from runtime.cli.envtools import main as env_main
+
+        return env_main(rest)
     print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2

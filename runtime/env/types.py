@@ -149,6 +149,9 @@ class EpisodeContext:
     """Set by the engine: creates extra sandboxes that it removes with the episode."""
     spec: SandboxSpec | None = None
     """The spec of the episode's sandbox (None for an environment without one)."""
+    max_turns: int | None = None
+    """The episode's turn limit, after the client's and the server's caps (set before
+    `start_episode`, so the opening messages can state it)."""
 
     @contextlib.asynccontextmanager
     async def fresh_sandbox(self, spec: SandboxSpec | None = None) -> AsyncIterator[Sandbox]:

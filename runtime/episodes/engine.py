@@ -173,16 +173,17 @@ class EpisodeEngine:
                 sandbox_factory=self._create_sandbox,
                 spec=spec,
             )
-            messages = await self._hook(env, "start_episode", env.start_episode(task, ctx))
             max_turns = await self._hook(
                 env, "max_episode_turns", _ready(env.max_episode_turns, task)
             )
-            if not isinstance(max_turns, int) or max_turns < 1:
+            if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
                 raise EnvironmentHookError(
                     f"environment {env.id!r}: max_episode_turns returned {max_turns!r}, "
                     "not a positive integer"
                 )
             max_turns = min(max_turns, limits.max_turns or max_turns, self.limits.max_turns)
+            ctx.max_turns = max_turns
+            messages = await self._hook(env, "start_episode", env.start_episode(task, ctx))
             opening = _checked_messages(env, "start_episode", messages)
         except BaseException:
             if sandbox is not None:

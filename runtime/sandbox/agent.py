@@ -10,6 +10,7 @@ runs in a new session so that a timeout, a cancel or its normal end kills its wh
 import contextlib
 import json
 import os
+import resource
 import selectors
 import signal
 import stat
@@ -90,7 +91,7 @@ def oom_kills() -> int | None:
     return None
 
 
-def _child_setup() -> None:
+def _child_setup(nproc: int | None = None) -> None:
     # The OOM killer must pick the tool's processes, never the agent.
     try:
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
@@ -98,6 +99,17 @@ def _child_setup() -> None:
         os.close(fd)
     except OSError:
         pass
+    if nproc:
+        # Under gVisor the host's pids limit also counts the sandbox kernel's own threads, so
+        # the process limit is enforced inside, per user, where it counts only tool processes.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+def _setup_for(req: Request) -> Callable[[], None]:
+    nproc = req.get("nproc")
+    limit = nproc if isinstance(nproc, int) and nproc > 0 else None
+    return lambda: _child_setup(limit)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -139,7 +151,8 @@ def run_command(req: Request) -> Reply:
     """Run one bash script or Python program with a timeout and capped output capture."""
     kind = req.get("kind", "bash")
     code = req["code"]
-    argv = ["python3", "-c", code] if kind == "python" else ["bash", "-c", code]
+    # -I: the work dir (the model's files) is not on the import path, nor are PYTHON* variables.
+    argv = ["python3", "-I", "-c", code] if kind == "python" else ["bash", "-c", code]
     cap = int(req.get("cap", 65536))
     timeout = float(req.get("timeout", 30.0))
     env = dict(req.get("env") or {})
@@ -156,7 +169,7 @@ def run_command(req: Request) -> Reply:
                 cwd=req.get("cwd") or None,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_child_setup,
+                preexec_fn=_setup_for(req),
             )
         except OSError as exc:
             return {"ok": False, "error": f"could not start the command: {exc.strerror}"}
@@ -376,7 +389,7 @@ class _Marked:
 class Session:
     """A long-lived bash or Python process that keeps state between calls of one episode."""
 
-    def __init__(self, kind: str, env: dict[str, str], cwd: str | None) -> None:
+    def __init__(self, kind: str, req: Request) -> None:
         self.kind = kind
         self.lock = threading.Lock()
         driver = ["python3", "-u", "-c", PYTHON_DRIVER] if kind == "python" else None
@@ -386,10 +399,10 @@ class Session:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
+            cwd=req.get("cwd") or None,
+            env=dict(req.get("env") or {}),
             start_new_session=True,
-            preexec_fn=_child_setup,
+            preexec_fn=_setup_for(req),
         )
         self.pid = self.proc.pid
         self.killed = False
@@ -495,7 +508,7 @@ def run_in_session(req: Request) -> Reply:
                 # Under the calls lock, like run_command: the reaper must not take the new child.
                 with _calls_lock:
                     try:
-                        session = Session(name, dict(req.get("env") or {}), req.get("cwd") or None)
+                        session = Session(name, req)
                     except OSError as exc:
                         failure = exc
                         session = None
@@ -508,9 +521,7 @@ def run_in_session(req: Request) -> Reply:
                         _sessions_lock.acquire()
                     with _calls_lock:
                         try:
-                            session = Session(
-                                name, dict(req.get("env") or {}), req.get("cwd") or None
-                            )
+                            session = Session(name, req)
                         except OSError:
                             return {
                                 "ok": False,
@@ -701,11 +712,27 @@ def execute(req: Request) -> Reply:
     return run_in_session(req) if req.get("session") else run_command(req)
 
 
+def kill_all(req: Request) -> Reply:
+    """Kill every session and every process a tool started (before an environment inspects
+    the final state, nothing the model left running may still change it)."""
+    with _sessions_lock:
+        sessions = list(_sessions.values())
+    for session in sessions:
+        session.kill()
+    with _calls_lock:
+        running = [proc for proc, _ in _calls.values()]
+    for proc in running:
+        _kill_group(proc)
+    settle()
+    return {"ok": True}
+
+
 HANDLERS: dict[str, Callable[[Request], Reply]] = {
     "exec": execute,
     "read_file": read_file,
     "write_file": write_file,
     "cancel": cancel,
+    "kill_all": kill_all,
     "ping": lambda req: {"ok": True},
 }
 

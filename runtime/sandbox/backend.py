@@ -82,6 +82,10 @@ class Sandbox(ABC):
         """Create or replace a file below the work directory, creating parent folders."""
 
     @abstractmethod
+    async def kill_all(self) -> None:
+        """Kill every process the tools started, sessions included; files stay as they are."""
+
+    @abstractmethod
     async def close(self) -> None:
         """Destroy the sandbox and everything in it. Idempotent."""
 

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import docker
@@ -48,7 +49,9 @@ def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, A
         "security_opt": ["no-new-privileges"],
         "mem_limit": memory,
         "memswap_limit": memory,
-        "pids_limit": spec.pids_limit,
+        # Under gVisor the host limit also counts the sandbox kernel's threads: a roomier
+        # ceiling there, and the agent enforces `pids_limit` inside (RLIMIT_NPROC).
+        "pids_limit": spec.pids_limit if spec.isolation == "runc" else spec.pids_limit * 12 + 512,
         "nano_cpus": int(spec.cpus * 1e9),
         "tmpfs": {
             spec.workdir: work_opts,
@@ -134,6 +137,7 @@ class DockerSandbox(Sandbox):
                 "cap": self.spec.output_cap_bytes,
                 "cwd": self.spec.workdir,
                 "env": self._env,
+                "nproc": self.spec.pids_limit if self.spec.isolation == "gvisor" else None,
             },
             timeout_s + _REPLY_GRACE_S,
         )
@@ -169,6 +173,10 @@ class DockerSandbox(Sandbox):
             "write_file", {"path": path, "workdir": self.spec.workdir, "content": content}, 30.0
         )
         return _file_result(reply, 0)
+
+    async def kill_all(self) -> None:
+        """Kill every process the tools started, through the agent."""
+        await self._request("kill_all", {}, 30.0)
 
     async def close(self) -> None:
         """Disconnect the agent and force-remove the container. Idempotent."""
@@ -278,13 +286,21 @@ class DockerBackend(SandboxBackend):
             return reason
         if state is None:
             return f"{reason}: the sandbox container no longer exists"
+        if state.get("Running", False) or (
+            state.get("ExitCode") == 137 and not state.get("OOMKilled")
+        ):
+            # Docker may record the exit a moment before the OOM event: look once more.
+            await asyncio.sleep(0.2)
+            with contextlib.suppress(Exception):
+                state = await self._call(self._state, container_id) or state
         if not state.get("Running", False):
+            code = state.get("ExitCode")
+            if code == 137 and await self._call(self._oom_at_exit, container_id, state):
+                return f"{reason}: the sandbox ran out of memory and was killed (exit code 137)"
             # Docker's OOMKilled flag stays set after any earlier OOM kill of a tool process,
-            # so it cannot say why the container stopped; it is only mentioned.
+            # so alone it cannot say why the container stopped; it is only mentioned.
             oom = "; an out-of-memory kill was recorded in it" if state.get("OOMKilled") else ""
-            return (
-                f"{reason}: the sandbox container stopped (exit code {state.get('ExitCode')}){oom}"
-            )
+            return f"{reason}: the sandbox container stopped (exit code {code}){oom}"
         return reason
 
     async def ping(self) -> None:
@@ -365,6 +381,27 @@ class DockerBackend(SandboxBackend):
         for item in found:
             self._remove(item["Id"])
         return len(found)
+
+    def _oom_at_exit(self, container_id: str, state: dict[str, Any]) -> bool:
+        """Whether Docker saw an OOM kill in the container within moments of its exit: that,
+        not an earlier OOM of a tool process, is what stopped it."""
+        finished = str(state.get("FinishedAt", ""))[:26].rstrip("Z")
+        try:
+            at = datetime.fromisoformat(finished).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            return False
+        until = min(at + 2.0, time.time())
+        events = self._docker().api.events(
+            since=int(at - 3),
+            until=max(int(until), int(at - 3) + 1),
+            filters={"container": container_id, "event": "oom"},
+            decode=True,
+        )
+        try:
+            return any(abs(float(e.get("timeNano", 0)) / 1e9 - at) < 3.0 for e in events)
+        finally:
+            with contextlib.suppress(Exception):
+                events.close()
 
     def _state(self, container_id: str) -> dict[str, Any] | None:
         try:
