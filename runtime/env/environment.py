@@ -82,6 +82,11 @@ class Environment:
         """The tools in OpenAI `tools` format."""
         return [t.openai_schema() for t in self.tool_map.values()]
 
+    def gold_actions(self, example: TaskExample) -> list[Message] | None:
+        """The assistant turns that solve ``example``, for `env test` and SFT export; None
+        means: play the dataset's gold `output` (a scalar answer or a message trajectory)."""
+        return None
+
     def max_episode_turns(self, example: TaskExample) -> int:
         """How many turns an episode of ``example`` may take before it is truncated."""
         return self.max_turns

@@ -99,7 +99,7 @@ def load_environment(
     ref: str, params: Mapping[str, Any] | None = None, *, search_dirs: Iterable[Path] = ()
 ) -> Environment:
     """Import the environment ``ref`` and call its ``load_environment(**params)``."""
-    module = resolve_module(ref, list(search_dirs))
+    module = resolve_module(ref, [Path(folder) for folder in search_dirs])
     factory = getattr(module, "load_environment", None)
     if not callable(factory):
         raise NotFoundError(f"module {module.__name__!r} has no load_environment() function")

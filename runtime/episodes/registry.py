@@ -126,11 +126,18 @@ class EnvironmentRegistry:
             raise EnvironmentHookError(
                 f"environment {env_id!r}: max_turns is {env.max_turns!r}, not a positive integer"
             )
+        try:
+            size = len(env.examples)
+            tools = env.tool_schemas()
+        except (OSError, ValueError, TypeError) as exc:
+            raise EnvironmentHookError(
+                f"environment {env_id!r}: its dataset or tools failed to load: {exc}"
+            ) from exc
         return EnvironmentInfo(
             id=env_id,
             description=env.description or (type(env).__doc__ or "").strip().split("\n")[0],
             system_prompt=env.system_prompt,
-            tools=env.tool_schemas(),
+            tools=tools,
             max_turns=env.max_turns,
-            dataset_size=len(env.examples),
+            dataset_size=size,
         )
