@@ -11,7 +11,7 @@ MANAGED_LABEL := io.episode-runtime.managed
 LINT_PATHS := $(wildcard runtime tests environments benchmarks)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve images proto proto-check lint typecheck test clean-check clean fmt bench
+.PHONY: help setup serve images proto proto-check lint typecheck test test-gvisor clean-check clean fmt bench
 
 help:
 	@echo "make setup        install docker/mmdebstrap/make, start dockerd, create .venv, build images"
@@ -24,6 +24,10 @@ help:
 	@echo "make test         lint, typecheck, pytest (PYTEST_ARGS=...), leftover-container check"
 	@echo "make fmt          ruff format + ruff check --fix"
 	@echo "make clean        force-remove all containers labelled $(MANAGED_LABEL)"
+	@echo "make test-gvisor  the sandbox test set under gVisor (runsc) only"
+	@echo "make bench        benchmark against the raw Docker SDK (BENCH_ARGS=--quick)"
+	@echo "make dev          the docker-compose dev loop: build, up, wait until healthy"
+	@echo "make dev-down     stop the dev loop and remove its sandboxes"
 
 setup:
 	bash scripts/setup.sh
@@ -60,11 +64,19 @@ typecheck:
 # the target fails if either did.
 # The run's containers carry a unique owner label, so clean-check judges this run only.
 TEST_OWNER := pytest-$(shell date +%s)-$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+# The sandbox test set runs a second time under gVisor (runsc), which setup registers.
+SANDBOX_TESTS := tests/test_sandbox_defaults.py tests/test_builtin_tools.py
 test: lint typecheck proto-check
 	@status=0; \
 	RUNTIME_TEST_OWNER=$(TEST_OWNER) $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	echo "--- the sandbox test set again, under gVisor ---"; \
+	RUNTIME_TEST_OWNER=$(TEST_OWNER) RUNTIME_TEST_ISOLATION=gvisor \
+		$(PY) -m pytest $(SANDBOX_TESTS) $(PYTEST_ARGS) || { [ $$status -ne 0 ] || status=1; }; \
 	$(MAKE) --no-print-directory clean-check OWNER=$(TEST_OWNER) || { [ $$status -ne 0 ] || status=1; }; \
 	exit $$status
+
+test-gvisor:
+	RUNTIME_TEST_ISOLATION=gvisor $(PY) -m pytest $(SANDBOX_TESTS) $(PYTEST_ARGS)
 
 OWNER ?=
 CHECK_FILTER = --filter label=$(MANAGED_LABEL) $(if $(OWNER),--filter label=io.episode-runtime.owner=$(OWNER))
@@ -89,7 +101,7 @@ fmt:
 
 bench: ; $(PY) benchmarks/bench.py $(BENCH_ARGS)
 
-# --- docker-compose dev loop (docker-compose.yml, docs/dev-loop.md) ----------------------------
+# --- docker-compose dev loop (docker-compose.yml, README, "Dev loop") ----------------------------
 .PHONY: server-image dev dev-down
 
 # The server's image for compose, built offline (host-built wheels; BASE_IMAGE=... for a
