@@ -27,12 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "environments"
 TEST_ENVS = REPO / "tests" / "environments"
 
-KNOWN_GOLD_GAPS = {
-    "humaneval": "output is the task id, not a solution: submitting it cannot pass the judge",
-    "shell_tasks": "output is the task id, not a trajectory of commands that solves the task",
-    "reasoning_gym": "without tools only an <answer></answer> block is graded; the scalar gold "
-    "is played bare (the environment needs gold_actions, or gold in that format)",
-}
+KNOWN_GOLD_GAPS: dict[str, str] = {}
 """Shipped environments whose dataset `output` is no gold answer yet (strict xfail: remove the
 entry once the environment's data carries real gold outputs)."""
 

@@ -269,6 +269,24 @@ def test_assemble_reads_functions_and_bodies(
     assert namespace["add"]([1, 2, 3]) == (1 if mode == "standalone" else 6)
 
 
+def test_gold_actions_submit_the_canonical_solution(
+    judge_mod: ModuleType, problems: dict[str, dict[str, str]]
+) -> None:
+    """Every row's gold is one submit call of prompt + canonical_solution, which the judge
+    reads as a full function definition (run for real in `env test` and the episode below)."""
+    env = load_environment(str(ENV_DIR))
+    for example in env.examples:
+        problem = problems[str(example.output)]
+        turns = env.gold_actions(example)  # type: ignore[attr-defined]
+        assert [(m.role, m.content, len(m.tool_calls)) for m in turns] == [("assistant", None, 1)]
+        call = turns[0].tool_calls[0]
+        assert call.name == "submit"
+        answer = json.loads(call.arguments)["answer"]
+        assert answer == problem["prompt"] + problem["canonical_solution"]
+        _, mode = judge_mod.assemble(problem["prompt"], answer, problem["entry_point"])
+        assert mode == "function", example.output
+
+
 def run_judge_locally(
     problem: dict[str, str], submission: str, folder: Path, timeout_s: float = 10
 ) -> tuple[str, dict[str, Any]]:
@@ -488,6 +506,14 @@ async def test_scripted_model_solves_one_task_and_fails_another(client: InProces
     assert failed.reward.success is False
     assert "hidden test failed" in failed.reward.reason
     assert failed.reward.metadata["task_id"] == "HumanEval/2"
+
+
+async def test_gold_actions_pass_in_real_episodes(client: InProcessClient) -> None:
+    env = load_environment(str(ENV_DIR), PARAMS)
+    golds = [env.gold_actions(example) for example in env.examples]  # type: ignore[attr-defined]
+    results = await asyncio.gather(*(play(client, i, turns) for i, turns in enumerate(golds)))
+    assert [r.reward.success for r in results] == [True, True], [r.reward for r in results]
+    assert [r.reward.metadata["mode"] for r in results] == ["function", "function"]
 
 
 @pytest.mark.slow

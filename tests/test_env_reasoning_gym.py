@@ -188,6 +188,38 @@ async def test_gold_wrong_and_missing_answers(env: Environment) -> None:
         assert "no answer" in result.reason
 
 
+async def test_gold_actions_answer_in_tags_or_submit(env: Environment) -> None:
+    """`env test` plays these turns: the gold in <answer> tags, or submitted with tools."""
+    tools_env = load_environment(str(ENV_DIR), {**PARAMS, "use_tools": True, "max_turns": 3})
+    for example in env.examples:
+        gold = str(example.output)
+        turns = env.gold_actions(example)  # type: ignore[attr-defined]
+        assert [(m.role, m.content, m.tool_calls) for m in turns] == [
+            ("assistant", f"<answer>{gold}</answer>", [])
+        ]
+        episode, ctx = make_episode(example, turns[0].content)
+        assert (await env.score_episode(example, episode, ctx)).score == 1.0
+
+        turns = tools_env.gold_actions(example)  # type: ignore[attr-defined]
+        assert [(m.role, m.content) for m in turns] == [("assistant", None)]
+        assert [(c.name, json.loads(c.arguments)) for c in turns[0].tool_calls] == [
+            ("submit", {"answer": gold})
+        ]
+        episode, ctx = make_episode(example, None, submission=gold, submitted=True)
+        assert (await tools_env.score_episode(example, episode, ctx)).score == 1.0
+
+
+def test_rows_without_gold_have_no_gold_actions(mod: ModuleType) -> None:
+    """Tasks whose checker verifies a solution have no gold output, so no gold turns either
+    (`env test` fails their rows); none of them is a default task."""
+    no_gold = load_environment(str(ENV_DIR), {"tasks": ["graph_color"], "size": 2})
+    assert [e.output for e in no_gold.examples] == [None, None]
+    assert [no_gold.gold_actions(e) for e in no_gold.examples] == [None, None]  # type: ignore[attr-defined]
+    assert "graph_color" not in mod.DEFAULT_TASKS
+    defaults = load_environment(str(ENV_DIR))
+    assert all(e.output is not None for e in defaults.examples)
+
+
 async def test_answer_after_think_block(env: Environment) -> None:
     example = env.examples[0]
     text = f"<think>maybe <answer>0</answer>?</think>\n<answer>{example.output}</answer>"
@@ -394,6 +426,18 @@ async def test_episodes_take_no_sandbox(
 ) -> None:
     async with client.episode("reasoning_gym", params=PARAMS, example_index=3):
         assert await wait_until_gone(docker_client, f"{owner}-reasoning-gym", timeout_s=0.2) == []
+
+
+async def test_use_tools_gold_actions_pass(client: InProcessClient, env: Environment) -> None:
+    params = {**PARAMS, "use_tools": True, "max_turns": 3}
+    tools_env = load_environment(str(ENV_DIR), params)
+    for index in (0, 1, 2):
+        async with client.episode("reasoning_gym", params=params, example_index=index) as ep:
+            for message in tools_env.gold_actions(tools_env.examples[index]):  # type: ignore[attr-defined]
+                assert (await ep.step(message)).done
+            reward = (await ep.score()).reward
+        assert reward.success, reward.reason
+        assert reward.metadata["answer"] == env.examples[index].output
 
 
 async def test_use_tools_python_then_submit(client: InProcessClient, env: Environment) -> None:

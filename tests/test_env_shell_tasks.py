@@ -115,6 +115,16 @@ def test_setups_are_seeded(mod: ModuleType) -> None:
         assert first == second, task.id
 
 
+def test_gold_actions_run_the_reference_solution_then_submit(mod: ModuleType) -> None:
+    """`env test` plays these turns: the reference solution in one bash call, then submit."""
+    env = load_environment(str(ENV_DIR))
+    for example, task in zip(env.examples, mod.TASKS, strict=True):
+        turns = env.gold_actions(example)  # type: ignore[attr-defined]
+        assert [m.role for m in turns] == ["assistant", "assistant"]
+        calls = [(c.name, json.loads(c.arguments)) for m in turns for c in m.tool_calls]
+        assert calls == [("bash", {"command": task.solution}), ("submit", {"answer": "done"})]
+
+
 # --- real episodes -----------------------------------------------------------------------------
 
 
@@ -151,13 +161,6 @@ async def play(
         return await ep.score()
 
 
-def solve(task: Any) -> list[Message]:
-    return [
-        assistant(call(1, "bash", command=task.solution)),
-        assistant(call(2, "submit", answer="done")),
-    ]
-
-
 async def bounded(coros: list[Any]) -> list[Any]:
     gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -191,13 +194,17 @@ async def test_every_task_fails_on_an_untouched_sandbox(
 async def test_every_task_is_solved_by_its_reference_commands(
     client: InProcessClient, mod: ModuleType
 ) -> None:
-    ids = [t.id for t in mod.TASKS]
-    played = await bounded([play(client, t.id, solve(t), seed=11) for t in mod.TASKS])
+    """The gold turns (`gold_turns`) solve every task, on two seeds each (the solutions must
+    read the seeded data, not know it)."""
+    ids = [f"{t.id}@{seed}" for seed in (11, 4242) for t in mod.TASKS]
+    played = await bounded(
+        [play(client, t.id, mod.gold_turns(t), seed=seed) for seed in (11, 4242) for t in mod.TASKS]
+    )
     results = dict(zip(ids, played, strict=True))
     wrong = {k: v for k, v in describe(results).items() if not v.startswith("1.0: all")}
     assert wrong == {}
-    for task_id, result in results.items():
-        assert result.reward.metadata["task_id"] == task_id
+    for key, result in results.items():
+        assert result.reward.metadata["task_id"] == key.partition("@")[0]
         assert result.reward.metadata["submitted"] is True
         assert set(result.reward.components.values()) == {1.0}
 

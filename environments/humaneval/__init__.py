@@ -24,6 +24,7 @@ from runtime.env import (
     RewardResult,
     SandboxSpec,
     TaskExample,
+    ToolCall,
 )
 from runtime.errors import InvalidArgumentError
 from runtime.sandbox.backend import Sandbox
@@ -34,6 +35,7 @@ __all__ = [
     "SYSTEM_PROMPT",
     "HumanEvalEnv",
     "Problem",
+    "canonical_source",
     "load_environment",
     "problems",
     "run_judge",
@@ -83,6 +85,12 @@ def problems() -> dict[str, Problem]:
         str(task_id): {key: str(record[key]) for key in _FIELDS}
         for task_id, record in loaded.items()
     }
+
+
+def canonical_source(problem: Problem) -> str:
+    """The problem's reference solution as a complete submission: the prompt (imports, helpers,
+    signature, docstring) followed by the dataset's ``canonical_solution`` (the body)."""
+    return problem["prompt"] + problem["canonical_solution"]
 
 
 def _record(problem: Problem) -> dict[str, Any]:
@@ -197,6 +205,14 @@ class HumanEvalEnv(Environment):
                 "HumanEval/0 .. HumanEval/163 in metadata.task_id or output"
             )
         return problem
+
+    def gold_actions(self, example: TaskExample) -> list[Message]:
+        """One turn submitting the canonical solution (`canonical_source`) of the example's
+        problem; the judge appends that full definition to the prompt, like any submission."""
+        problem = self.problem_of(example)
+        arguments = json.dumps({"answer": canonical_source(problem)}, ensure_ascii=False)
+        call = ToolCall(id="gold_submit", name="submit", arguments=arguments)
+        return [Message(role="assistant", tool_calls=[call])]
 
     async def start_episode(self, example: TaskExample, ctx: EpisodeContext) -> list[Message]:
         """The system prompt and the problem; an unknown task id is the client's error."""

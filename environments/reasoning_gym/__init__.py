@@ -28,6 +28,7 @@ from runtime.env import (
     SandboxSpec,
     StepResult,
     TaskExample,
+    ToolCall,
     XMLParser,
     reward,
 )
@@ -276,6 +277,20 @@ class ReasoningGymEnv(Environment):
         }
 
     # --- hooks ---------------------------------------------------------------------------
+
+    def gold_actions(self, example: TaskExample) -> list[Message] | None:
+        """The turn that answers ``example`` with its gold ``output``: a `submit` call of the
+        answer with ``use_tools`` (the submission is what is graded), else a message whose
+        content is ``<answer>{gold}</answer>``. None for a row without gold (the tasks whose
+        checker verifies a solution, e.g. ``graph_color``): `env test` fails such rows."""
+        if example.output is None:
+            return None
+        gold = str(example.output)
+        if self.use_tools:
+            arguments = json.dumps({"answer": gold}, ensure_ascii=False)
+            call = ToolCall(id="gold_submit", name="submit", arguments=arguments)
+            return [Message(role="assistant", tool_calls=[call])]
+        return [Message(role="assistant", content=f"<answer>{gold}</answer>")]
 
     async def start_episode(self, example: TaskExample, ctx: EpisodeContext) -> list[Message]:
         """The question with the answer-format instruction (added to inline inputs too)."""

@@ -7,6 +7,7 @@ state after the last one, from outside the model's reach; see README.md and `cor
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from runtime.env import (
     RewardResult,
     SandboxSpec,
     TaskExample,
+    ToolCall,
 )
 from runtime.errors import InvalidArgumentError
 from runtime.sandbox.backend import Sandbox
@@ -31,6 +33,7 @@ __all__ = [
     "SYSTEM_PROMPT",
     "TASKS",
     "ShellTasksEnv",
+    "gold_turns",
     "load_environment",
     "prepare",
     "task_by_id",
@@ -66,6 +69,22 @@ def _record(task: ShellTask) -> dict[str, Any]:
         "output": task.id,
         "metadata": {"task_id": task.id, "category": task.category},
     }
+
+
+def _call(call_id: str, name: str, **arguments: str) -> Message:
+    arguments_text = json.dumps(arguments, ensure_ascii=False)
+    call = ToolCall(id=call_id, name=name, arguments=arguments_text)
+    return Message(role="assistant", tool_calls=[call])
+
+
+def gold_turns(task: ShellTask) -> list[Message]:
+    """The assistant turns that solve ``task``: one `bash` call running its reference solution
+    in /work (the solution reads whatever the seeded setup made, so it fits every seed), then
+    a `submit` call."""
+    return [
+        _call("gold_bash", "bash", command=task.solution),
+        _call("gold_submit", "submit", answer="done"),
+    ]
 
 
 async def prepare(task: ShellTask, sandbox: Sandbox, ctx: EpisodeContext) -> dict[str, Any]:
@@ -127,6 +146,10 @@ class ShellTasksEnv(Environment):
                 f"{sorted(_BY_ID)} in metadata.task_id or output"
             )
         return task
+
+    def gold_actions(self, example: TaskExample) -> list[Message]:
+        """The gold turns of the example's task (`gold_turns`), for `env test` and SFT export."""
+        return gold_turns(self.task_of(example))
 
     async def start_episode(self, example: TaskExample, ctx: EpisodeContext) -> list[Message]:
         """Set the task up in the sandbox (one-shot commands), then the system prompt and the

@@ -129,7 +129,8 @@ class ShellTask:
     setup: Callable[[random.Random], Setup]
     check: Checker
     solution: str
-    """A reference bash solution, for the tests only; never shown to a model."""
+    """A reference bash solution, for the tests and the gold turns (`gold_turns`); never shown
+    to a model."""
 
 
 def lines(text: str | None) -> list[str]:

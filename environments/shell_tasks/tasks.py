@@ -1,5 +1,5 @@
 """The shell tasks: 37 terminal tasks in five categories, each with a seeded setup, a checker of
-the final state, and a reference solution (used by the tests only).
+the final state, and a reference solution (used by the tests and the gold turns only).
 
 Every setup draws its data from the episode's ``rng``, so the numbers, names and histories
 differ between episodes (and repeat for a repeated seed); what the checker expects is computed
