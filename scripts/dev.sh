@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The docker-compose dev loop (docker-compose.yml, docs/dev-loop.md):
+# The docker-compose dev loop (docker-compose.yml, README, "Dev loop"):
 #
 #   scripts/dev.sh up              build what is missing (sandbox images, server image), start
 #                                  the stack, wait until its grpc.health.v1 check passes
