@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
+from runtime.cli.argtypes import json_object, positive
 from runtime.client.base import EpisodeClient
 from runtime.client.in_process import InProcessClient
 from runtime.client.models import EpisodeLimitsRequest
@@ -44,26 +43,6 @@ PROG = "python -m runtime eval"
 
 class EvalError(Exception):
     """A failure reported as one ``error:`` line."""
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 EPILOG = """examples:
@@ -114,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "-r",
         "--rollouts-per-example",
-        type=_positive,
+        type=positive,
         default=3,
         metavar="R",
         help="rollouts of each example (default: %(default)s)",
@@ -122,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "-c",
         "--max-concurrency",
-        type=_positive,
+        type=positive,
         default=32,
         metavar="C",
         help="rollouts at once (default: %(default)s)",
@@ -130,22 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "-S",
         "--sampling",
-        type=_json_object,
+        type=json_object,
         default={},
         metavar="JSON",
         help='sampling arguments passed through, e.g. \'{"top_p": 0.95, "top_k": 20}\'',
     )
     add("-t", "--temperature", type=float, help="sampling temperature")
-    add("--max-tokens", type=_positive, metavar="N", help="completion tokens per model call")
+    add("--max-tokens", type=positive, metavar="N", help="completion tokens per model call")
     add(
         "-a",
         "--env-params",
-        type=_json_object,
+        type=json_object,
         default={},
         metavar="JSON",
         help="arguments of the environment's load_environment()",
     )
-    add("--max-turns", type=_positive, metavar="N", help="per-episode turn limit")
+    add("--max-turns", type=positive, metavar="N", help="per-episode turn limit")
     add("--seed", type=int, help="base episode seed: rollout (e, r) gets seed + 10000e + r")
     add("--server", metavar="HOST:PORT", help="episode server; an in-process runtime if unset")
     add(

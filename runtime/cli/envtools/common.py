@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import threading
 from pathlib import Path
-from typing import Any
 
 from runtime.authoring.replay import RowResult, replay_rows
+from runtime.cli.argtypes import json_object, positive
 from runtime.client.in_process import InProcessClient
 from runtime.episodes.limits import EngineLimits
 from runtime.errors import RuntimeServiceError
@@ -20,28 +19,6 @@ from runtime.sandbox.docker_backend import DockerBackend
 
 class CommandError(Exception):
     """A failure reported as one ``error:`` line (exit code 1)."""
-
-
-def json_object(text: str) -> dict[str, Any]:
-    """An argparse type: a JSON object."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
-    return value
-
-
-def positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_replay_flags(parser: argparse.ArgumentParser, instance: str) -> None:
