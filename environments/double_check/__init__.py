@@ -10,7 +10,6 @@ revision fixed it are reported as metrics. See README.md.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Sequence
 from fractions import Fraction
@@ -31,6 +30,7 @@ from runtime.env import (
     XMLParser,
     reward,
 )
+from runtime.env.dataset import read_jsonl
 
 __all__ = [
     "DATA_FILE",
@@ -196,16 +196,7 @@ RUBRIC = Rubric(
 
 @cache
 def _read_records() -> tuple[dict[str, Any], ...]:
-    records: list[dict[str, Any]] = []
-    with DATA_FILE.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError(f"{DATA_FILE}:{line_no}: not a JSON object")
-            records.append(record)
-    return tuple(records)
+    return tuple(read_jsonl(DATA_FILE))
 
 
 class DoubleCheckEnv(Environment):

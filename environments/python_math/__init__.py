@@ -8,7 +8,6 @@ scores 0. The grader compares the submission with the reference after `normalize
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Sequence
 from fractions import Fraction
@@ -24,6 +23,7 @@ from runtime.env import (
     SandboxSpec,
     TaskExample,
 )
+from runtime.env.dataset import read_jsonl
 
 __all__ = [
     "DATA_FILE",
@@ -126,16 +126,7 @@ def answers_match(submitted: object, reference: object) -> bool:
 
 @cache
 def _read_records() -> tuple[dict[str, Any], ...]:
-    records: list[dict[str, Any]] = []
-    with DATA_FILE.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError(f"{DATA_FILE}:{line_no}: not a JSON object")
-            records.append(record)
-    return tuple(records)
+    return tuple(read_jsonl(DATA_FILE))
 
 
 def available_families() -> list[str]:

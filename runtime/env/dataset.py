@@ -27,6 +27,23 @@ def to_example(record: Mapping[str, Any], index: int | None) -> TaskExample:
     )
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one a line (blank lines skipped); errors name the line."""
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{line_no}: not valid JSON: {exc}") from exc
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{line_no}: not a JSON object")
+            records.append(record)
+    return records
+
+
 def load_dataset(
     source: str | Path | Sequence[Mapping[str, Any]] | None, base_dir: Path
 ) -> list[TaskExample]:
@@ -37,15 +54,7 @@ def load_dataset(
         path = Path(source)
         if not path.is_absolute():
             path = base_dir / path
-        records: list[Any] = []
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{line_no}: not valid JSON: {exc}") from exc
+        records: list[Any] = list(read_jsonl(path))
     else:
         records = list(source)
     examples = []
