@@ -30,8 +30,12 @@ def _serve(argv: list[str]) -> int:
         settings = ServerSettings(_cli_parse_args=argv, _cli_prog_name="python -m runtime serve")  # type: ignore[call-arg]
     except ValidationError as exc:
         for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"])
-            print(f"error: {where}: {error['msg']}", file=sys.stderr)
+            where = "--" + "-".join(str(p) for p in error["loc"]).replace("_", "-")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            print(
+                f"error: {where}: {message}" if error["loc"] else f"error: {message}",
+                file=sys.stderr,
+            )
         return 2
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
