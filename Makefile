@@ -72,6 +72,12 @@ test: lint typecheck proto-check
 	echo "--- the sandbox test set again, under gVisor ---"; \
 	RUNTIME_TEST_OWNER=$(TEST_OWNER) RUNTIME_TEST_ISOLATION=gvisor \
 		$(PY) -m pytest $(SANDBOX_TESTS) $(PYTEST_ARGS) || { [ $$status -ne 0 ] || status=1; }; \
+	if [ "$${CI:-}" = "true" ]; then \
+		echo "--- restarting dockerd under a live episode (CI only: it stops every container) ---"; \
+		RUNTIME_TEST_OWNER=$(TEST_OWNER) RUNTIME_TEST_DOCKERD_RESTART=1 $(PY) -m pytest \
+			tests/test_server_faults.py -k docker_daemon_restart $(PYTEST_ARGS) \
+			|| { [ $$status -ne 0 ] || status=1; }; \
+	fi; \
 	$(MAKE) --no-print-directory clean-check OWNER=$(TEST_OWNER) || { [ $$status -ne 0 ] || status=1; }; \
 	exit $$status
 

@@ -506,13 +506,13 @@ async def _restart_dockerd(log: Path) -> None:
 @pytest.mark.skipif(
     not DOCKERD_RESTART,
     reason="restarts the machine's Docker daemon, disrupting every other container and test "
-    "on it: opt in with RUNTIME_TEST_DOCKERD_RESTART=1 (never run in CI)",
+    "on it: opt in with RUNTIME_TEST_DOCKERD_RESTART=1 (make test does, alone, on CI only)",
 )
 async def test_docker_daemon_restart_under_a_live_episode(
     owner: str, docker_client: docker.DockerClient
 ) -> None:
-    """Opt-in only (RUNTIME_TEST_DOCKERD_RESTART=1), never run in CI: it restarts the machine's
-    dockerd, which stops every container on it. Run it alone, with no other test run active."""
+    """Opt-in only (RUNTIME_TEST_DOCKERD_RESTART=1): it restarts the machine's dockerd, which
+    stops every container on it. `make test` runs it alone, after the suite, when CI=true."""
     instance = f"{owner}-dockerd"
     async with running_server(instance) as server, connected(server) as stub:
         started = await stub.StartEpisode(start_request("toy"), timeout=RPC_TIMEOUT)
