@@ -11,12 +11,14 @@ import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import docker
 import docker.errors
 import pytest
 
+from runtime.client.in_process import InProcessClient
 from runtime.sandbox import labels
 from runtime.sandbox.docker_backend import DockerBackend
 from runtime.sandbox.spec import SandboxSpec
@@ -94,3 +96,17 @@ def spec() -> SandboxSpec:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """`--soak-episodes N`: how many episodes the soak test runs (short by default, for CI)."""
     parser.addoption("--soak-episodes", type=int, default=100, help="episodes in the soak test")
+
+
+@contextlib.asynccontextmanager
+async def in_process_runtime(
+    env_dir: Path, instance: str, client: docker.DockerClient
+) -> AsyncIterator[InProcessClient]:
+    """An in-process runtime offering one environment under its own owner label; on exit it
+    is closed and none of its containers may remain."""
+    runtime = InProcessClient.for_environments([str(env_dir)], instance_name=instance)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+        assert await wait_until_gone(client, instance) == []

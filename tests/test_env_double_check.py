@@ -12,7 +12,7 @@ from typing import Any
 
 import docker
 import pytest
-from conftest import wait_until_gone
+from conftest import in_process_runtime
 
 from runtime.client.in_process import InProcessClient
 from runtime.client.models import Scored
@@ -157,13 +157,8 @@ def test_aliases(mod: ModuleType) -> None:
 @pytest.fixture(scope="module")
 async def client(owner: str, docker_client: docker.DockerClient) -> AsyncIterator[InProcessClient]:
     """An in-process runtime offering double_check, under an owner name of its own."""
-    instance = f"{owner}-double-check"
-    runtime = InProcessClient.for_environments([str(ENV_DIR)], instance_name=instance)
-    try:
+    async with in_process_runtime(ENV_DIR, f"{owner}-double-check", docker_client) as runtime:
         yield runtime
-    finally:
-        await runtime.close()
-        assert await wait_until_gone(docker_client, instance) == []
 
 
 def say(text: str | None) -> Message:

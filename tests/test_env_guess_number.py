@@ -14,7 +14,7 @@ from typing import Any
 
 import docker
 import pytest
-from conftest import leftover_containers, wait_until_gone
+from conftest import in_process_runtime, leftover_containers
 
 from runtime.client.in_process import InProcessClient
 from runtime.client.models import Scored
@@ -164,13 +164,8 @@ def expected_rewards(guesses: list[int], secret: int, low: int = 1, high: int = 
 @pytest.fixture(scope="module")
 async def client(owner: str, docker_client: docker.DockerClient) -> AsyncIterator[InProcessClient]:
     """An in-process runtime offering guess_number, under an owner name of its own."""
-    instance = f"{owner}-guess-number"
-    runtime = InProcessClient.for_environments([str(ENV_DIR)], instance_name=instance)
-    try:
+    async with in_process_runtime(ENV_DIR, f"{owner}-guess-number", docker_client) as runtime:
         yield runtime
-    finally:
-        await runtime.close()
-        assert await wait_until_gone(docker_client, instance) == []
 
 
 async def binary_search(

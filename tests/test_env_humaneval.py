@@ -18,7 +18,7 @@ from typing import Any
 
 import docker
 import pytest
-from conftest import leftover_containers, wait_until_gone
+from conftest import in_process_runtime, leftover_containers, wait_until_gone
 
 from runtime.client.in_process import InProcessClient
 from runtime.client.models import Scored
@@ -434,13 +434,8 @@ def assistant(*calls: ToolCall, content: str | None = None) -> Message:
 @pytest.fixture(scope="module")
 async def client(owner: str, docker_client: docker.DockerClient) -> AsyncIterator[InProcessClient]:
     """An in-process runtime offering humaneval, under an owner name of its own."""
-    instance = f"{owner}-humaneval"
-    runtime = InProcessClient.for_environments([str(ENV_DIR)], instance_name=instance)
-    try:
+    async with in_process_runtime(ENV_DIR, f"{owner}-humaneval", docker_client) as runtime:
         yield runtime
-    finally:
-        await runtime.close()
-        assert await wait_until_gone(docker_client, instance) == []
 
 
 PARAMS = {"task_ids": TASKS, "test_timeout_s": 3.0}

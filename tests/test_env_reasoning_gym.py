@@ -10,7 +10,7 @@ from typing import Any
 
 import docker
 import pytest
-from conftest import wait_until_gone
+from conftest import in_process_runtime, wait_until_gone
 
 from runtime.client.in_process import InProcessClient
 from runtime.client.models import Scored
@@ -338,13 +338,8 @@ async def test_inline_examples(env: Environment) -> None:
 @pytest.fixture(scope="module")
 async def client(owner: str, docker_client: docker.DockerClient) -> AsyncIterator[InProcessClient]:
     """An in-process runtime offering reasoning_gym, under an owner name of its own."""
-    instance = f"{owner}-reasoning-gym"
-    runtime = InProcessClient.for_environments([str(ENV_DIR)], instance_name=instance)
-    try:
+    async with in_process_runtime(ENV_DIR, f"{owner}-reasoning-gym", docker_client) as runtime:
         yield runtime
-    finally:
-        await runtime.close()
-        assert await wait_until_gone(docker_client, instance) == []
 
 
 async def play(client: InProcessClient, index: int, text: str, *, raw: bool = False) -> Scored:

@@ -14,7 +14,7 @@ from typing import Any
 
 import docker
 import pytest
-from conftest import wait_until_gone
+from conftest import in_process_runtime
 
 from runtime.client.in_process import InProcessClient
 from runtime.client.models import Scored
@@ -139,13 +139,8 @@ def assistant(*calls: ToolCall) -> Message:
 @pytest.fixture(scope="module")
 async def client(owner: str, docker_client: docker.DockerClient) -> AsyncIterator[InProcessClient]:
     """An in-process runtime offering shell_tasks, under an owner name of its own."""
-    instance = f"{owner}-shell-tasks"
-    runtime = InProcessClient.for_environments([str(ENV_DIR)], instance_name=instance)
-    try:
+    async with in_process_runtime(ENV_DIR, f"{owner}-shell-tasks", docker_client) as runtime:
         yield runtime
-    finally:
-        await runtime.close()
-        assert await wait_until_gone(docker_client, instance) == []
 
 
 async def play(
