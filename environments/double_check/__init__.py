@@ -28,6 +28,7 @@ from runtime.env import (
     StepResult,
     TaskExample,
     XMLParser,
+    answer_tool_calls,
     reward,
 )
 from runtime.env.dataset import read_jsonl
@@ -238,15 +239,7 @@ class DoubleCheckEnv(Environment):
         """Turn 1: ask for verification. Turn 2: done. Tool calls are answered, never run."""
         turn = int(ctx.scratch.get(_TURN_KEY, 0)) + 1
         ctx.scratch[_TURN_KEY] = turn
-        replies = [
-            Message(
-                role="tool",
-                content="error: this environment has no tools; answer in text",
-                tool_call_id=call.id,
-                name=call.name,
-            )
-            for call in action.message.tool_calls
-        ]
+        replies = answer_tool_calls(action, "error: this environment has no tools; answer in text")
         text = action.message.content
         if turn < TURNS:
             replies.append(Message(role="user", content=VERIFY_PROMPT))

@@ -25,6 +25,7 @@ from runtime.env import (
     RewardResult,
     StepResult,
     TaskExample,
+    answer_tool_calls,
 )
 from runtime.errors import InvalidArgumentError
 
@@ -155,15 +156,9 @@ class GuessNumberEnv(Environment):
         history = [m.content for m in messages if m.role == "assistant"]
         outcome = replay([parse_guess(text) for text in history], secret, self.low, self.high)
         turn, last = len(history), outcome[-1]
-        observations = [
-            Message(
-                role="tool",
-                content="This game has no tools: write your guess as text.",
-                tool_call_id=call.id,
-                name=call.name,
-            )
-            for call in action.message.tool_calls
-        ]
+        observations = answer_tool_calls(
+            action, "This game has no tools: write your guess as text."
+        )
         if last.verdict == "correct":
             reply = f"Correct! The number was {secret}; you found it in {turn} guesses."
         else:

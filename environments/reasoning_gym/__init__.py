@@ -30,6 +30,7 @@ from runtime.env import (
     TaskExample,
     ToolCall,
     XMLParser,
+    answer_tool_calls,
     reward,
 )
 from runtime.errors import InvalidArgumentError
@@ -314,15 +315,7 @@ class ReasoningGymEnv(Environment):
         Without, every reply ends the episode; stray tool calls are answered, not run."""
         if self.use_tools:
             return await super().step_episode(example, messages, action, ctx)
-        replies = [
-            Message(
-                role="tool",
-                content="error: this environment has no tools; answer in text",
-                tool_call_id=call.id,
-                name=call.name,
-            )
-            for call in action.message.tool_calls
-        ]
+        replies = answer_tool_calls(action, "error: this environment has no tools; answer in text")
         return StepResult(done=True, messages=replies, final_response_text=action.message.content)
 
     # --- reward --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The environment SDK: subclass `Environment`, expose `load_environment(**params)`."""
 
 from runtime.env.action_parser import parse_tool_call_blocks
-from runtime.env.environment import Environment
+from runtime.env.environment import Environment, answer_tool_calls
 from runtime.env.loader import load_environment
 from runtime.env.parsers import Parser, ParseResult, ThinkParser, ToolCallParser, XMLParser
 from runtime.env.rubric import RewardFunc, Rubric, reward
@@ -42,6 +42,7 @@ __all__ = [
     "ToolOutput",
     "Turn",
     "XMLParser",
+    "answer_tool_calls",
     "load_environment",
     "parse_tool_call_blocks",
     "reward",

@@ -190,3 +190,12 @@ class Environment:
             await self.score_episode(example, episode, ctx)
             for episode, ctx in zip(episodes, ctxs, strict=True)
         ]
+
+
+def answer_tool_calls(action: Action, text: str) -> list[Message]:
+    """One tool message with ``text`` for each call in ``action``, none of them run: how an
+    environment without tools keeps the chat well-formed when a model calls one anyway."""
+    return [
+        Message(role="tool", content=text, tool_call_id=call.id, name=call.name)
+        for call in action.message.tool_calls
+    ]
