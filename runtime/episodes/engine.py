@@ -30,7 +30,7 @@ from runtime.env.types import (
     TaskExample,
     Turn,
 )
-from runtime.episodes.limits import EngineLimits, EpisodeLimits
+from runtime.episodes.limits import EngineLimits, EpisodeLimits, check_sandbox
 from runtime.episodes.registry import EnvironmentInfo, EnvironmentRegistry
 from runtime.errors import (
     EnvironmentHookError,
@@ -154,7 +154,7 @@ class EpisodeEngine:
         self, env: Environment, task: TaskExample, seed: int | None, limits: EpisodeLimits
     ) -> StartedEpisode:
         episode_id = "ep_" + secrets.token_urlsafe(18)
-        spec = env.sandbox
+        spec = check_sandbox(env.sandbox, self.limits, env.id) if env.sandbox else None
         timeout = limits.call_timeout_s or (spec.call_timeout_s if spec else 30.0)
         cap = limits.output_cap_bytes or (spec.output_cap_bytes if spec else 65536)
         if spec is not None and (spec.call_timeout_s != timeout or spec.output_cap_bytes != cap):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from runtime.errors import InvalidArgumentError
+from runtime.errors import FailedPreconditionError, InvalidArgumentError
+from runtime.sandbox.spec import SandboxSpec
 
 
 @dataclass(frozen=True)
@@ -21,8 +23,33 @@ class EngineLimits:
     """An episode with no activity for this long is closed by the reaper."""
     max_lifetime_s: float = 6 * 3600.0
     """An episode older than this is closed by the reaper, however active."""
+    sandbox_isolation: Literal["runc", "gvisor"] | None = None
+    """When set, every sandbox runs under this runtime, whatever its environment asks."""
+    max_sandbox_memory_bytes: int = 4 * 1024**3
+    max_sandbox_cpus: float = 4.0
+    max_sandbox_pids: int = 4096
     closed_memory: int = 10_000
     """How many closed episode ids are remembered, to tell 'closed' from 'never existed'."""
+
+
+def check_sandbox(spec: SandboxSpec, caps: EngineLimits, env_id: str) -> SandboxSpec:
+    """The spec an episode really gets: the server's isolation, if it forces one; raises
+    `FailedPreconditionError` when the environment asks for more than the server allows."""
+    over = []
+    if spec.memory_bytes > caps.max_sandbox_memory_bytes:
+        over.append(f"memory {spec.memory} (cap {caps.max_sandbox_memory_bytes // 1024**2} MiB)")
+    if spec.cpus > caps.max_sandbox_cpus:
+        over.append(f"cpus {spec.cpus:g} (cap {caps.max_sandbox_cpus:g})")
+    if spec.pids_limit > caps.max_sandbox_pids:
+        over.append(f"pids {spec.pids_limit} (cap {caps.max_sandbox_pids})")
+    if over:
+        raise FailedPreconditionError(
+            f"environment {env_id!r} asks for a sandbox above this server's caps: "
+            + ", ".join(over)
+        )
+    if caps.sandbox_isolation is not None and spec.isolation != caps.sandbox_isolation:
+        return spec.model_copy(update={"isolation": caps.sandbox_isolation})
+    return spec
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from runtime.episodes.engine import EpisodeEngine
+from runtime.episodes.limits import check_sandbox
 from runtime.episodes.registry import EnvironmentRegistry
+from runtime.errors import FailedPreconditionError
 from runtime.sandbox.docker_backend import DockerBackend
 from runtime.sandbox.pool import SandboxPool
 from runtime.server.auth import BearerTokenInterceptor
@@ -90,7 +92,8 @@ class RuntimeServer:
         for env_id in self.registry.ids:
             spec = self.registry.get(env_id).sandbox
             if spec is not None:
-                self.pool.warm(spec)
+                with contextlib.suppress(FailedPreconditionError):
+                    self.pool.warm(check_sandbox(spec, self.engine.limits, env_id))
         for name in ("", SERVICE_NAME):
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(

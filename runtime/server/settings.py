@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.episodes.limits import EngineLimits
+from runtime.sandbox.spec import parse_size
 
 
 class ServerSettings(BaseSettings):
@@ -48,6 +49,14 @@ class ServerSettings(BaseSettings):
     """Largest per-call timeout a client may ask for."""
     max_output_cap_bytes: int = Field(default=1024 * 1024, ge=256)
     """Largest per-stream output cap a client may ask for."""
+    sandbox_isolation: Literal["runc", "gvisor"] | None = None
+    """Run every sandbox under this runtime (e.g. gvisor), whatever its environment asks."""
+    max_sandbox_memory: str = "4g"
+    """Largest memory limit an environment's sandbox may ask for."""
+    max_sandbox_cpus: float = Field(default=4.0, gt=0)
+    """Largest CPU quota an environment's sandbox may ask for."""
+    max_sandbox_pids: int = Field(default=4096, ge=16)
+    """Largest process limit an environment's sandbox may ask for."""
     max_tool_calls_per_turn: int = Field(default=64, ge=1)
     """Tool calls run per turn; further calls are answered as not executed."""
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
@@ -74,6 +83,7 @@ class ServerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> ServerSettings:
+        parse_size(self.max_sandbox_memory)  # a bad size is a settings error
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
@@ -111,5 +121,9 @@ class ServerSettings(BaseSettings):
             max_output_cap_bytes=self.max_output_cap_bytes,
             max_tool_calls_per_turn=self.max_tool_calls_per_turn,
             idle_ttl_s=self.episode_idle_ttl_s,
+            sandbox_isolation=self.sandbox_isolation,
+            max_sandbox_memory_bytes=parse_size(self.max_sandbox_memory),
+            max_sandbox_cpus=self.max_sandbox_cpus,
+            max_sandbox_pids=self.max_sandbox_pids,
             max_lifetime_s=self.episode_max_lifetime_s,
         )
