@@ -553,9 +553,8 @@ async def test_one_cpu(shared: Sandbox, docker_client: docker.DockerClient) -> N
     ],
 )
 async def test_timeout_kills_the_whole_process_tree(fresh: Sandbox, command: str) -> None:
-    started = time.monotonic()
-    result = await fresh.exec(command, timeout_s=1)
-    assert time.monotonic() - started < 10
+    # wait_for is a hang guard: the tree is killed at 1 s, long before its sleeps end.
+    result = await asyncio.wait_for(fresh.exec(command, timeout_s=1), 60)
     assert result.timed_out is True
     assert result.exit_code != 0
     assert await process_names(fresh) == ["python3"]  # only the agent is left
@@ -568,9 +567,8 @@ async def test_timeout_kills_the_whole_process_tree(fresh: Sandbox, command: str
 
 
 async def test_background_leftovers_die_when_the_call_ends(fresh: Sandbox) -> None:
-    started = time.monotonic()
-    result = await fresh.exec("sleep 100 & echo started", timeout_s=30)
-    assert time.monotonic() - started < 10
+    # The call returns when its leader does (a hang guard, not a speed check).
+    result = await asyncio.wait_for(fresh.exec("sleep 100 & echo started", timeout_s=60), 50)
     assert result.timed_out is False
     assert result.exit_code == 0
     assert result.stdout == "started\n"
