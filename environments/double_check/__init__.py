@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Sequence
-from fractions import Fraction
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from runtime.env import (
     answer_tool_calls,
     reward,
 )
+from runtime.env.answers import canonical_number, parse_number
 from runtime.env.dataset import read_jsonl
 
 __all__ = [
@@ -65,31 +65,7 @@ MAX_NUMBER_CHARS = 200
 _THINK_CLOSE = "</think>"
 _TURN_KEY = "double_check.turn"
 _STRIP = " \t\n\r`'\"*$"
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 _SPACES = re.compile(r"\s+")
-
-
-def _parse_number(text: str) -> Fraction | None:
-    """The exact value of ``42``, ``-3.50``, ``1,234`` or ``3/6``; None for anything else."""
-    if len(text) > MAX_NUMBER_CHARS:
-        return None
-    parts = text.split("/")
-    if len(parts) > 2:
-        return None
-    values: list[Fraction] = []
-    for part in parts:
-        part = part.strip()
-        if _GROUPED.fullmatch(part):
-            part = part.replace(",", "")
-        if not _NUMBER.fullmatch(part):
-            return None
-        values.append(Fraction(part))
-    if len(values) == 2:
-        if values[1] == 0:
-            return None
-        return values[0] / values[1]
-    return values[0]
 
 
 def normalize_answer(text: object) -> str | None:
@@ -108,11 +84,9 @@ def normalize_answer(text: object) -> str | None:
         value = value.strip(_STRIP).removesuffix(".")
     if not value:
         return None
-    number = _parse_number(value)
+    number = parse_number(value, max_chars=MAX_NUMBER_CHARS)
     if number is not None:
-        if number.denominator == 1:
-            return str(number.numerator)
-        return f"{number.numerator}/{number.denominator}"
+        return canonical_number(number)
     value = _SPACES.sub(" ", value).casefold()
     if value.startswith("the "):
         value = value[4:]

@@ -8,7 +8,6 @@ scores 0. The grader compares the submission with the reference after `normalize
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Sequence
 from fractions import Fraction
 from functools import cache
@@ -22,6 +21,7 @@ from runtime.env import (
     RewardResult,
     SandboxSpec,
     TaskExample,
+    answers,
 )
 from runtime.env.dataset import read_jsonl
 
@@ -54,10 +54,6 @@ calling submit scores zero."""
 MAX_NUMBER_CHARS = 1_000
 """Longer strings are never parsed as numbers (keeps hostile input cheap to grade)."""
 _WRAPPERS = "`$"
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-"""A plain decimal number; no exponent (``1e999999999`` must not become a huge int)."""
-_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
-"""A number with thousands separators, e.g. ``1,234,567.5``."""
 
 
 def clean_answer(text: object) -> str:
@@ -72,34 +68,9 @@ def clean_answer(text: object) -> str:
             return value
 
 
-def _parse_decimal(text: str) -> Fraction | None:
-    text = text.strip()
-    if _GROUPED.fullmatch(text):
-        text = text.replace(",", "")
-    if not _NUMBER.fullmatch(text):
-        return None
-    return Fraction(text)
-
-
 def parse_number(text: str) -> Fraction | None:
     """The exact value of a cleaned answer (``42``, ``-3.50``, ``1,234``, ``3/6``), or None."""
-    if len(text) > MAX_NUMBER_CHARS:
-        return None
-    parts = text.split("/")
-    if len(parts) > 2:
-        return None
-    values: list[Fraction] = []
-    for part in parts:
-        value = _parse_decimal(part)
-        if value is None:
-            return None
-        values.append(value)
-    if len(values) == 1:
-        return values[0]
-    numerator, denominator = values
-    if denominator == 0:
-        return None
-    return numerator / denominator
+    return answers.parse_number(text, max_chars=MAX_NUMBER_CHARS)
 
 
 def normalize_answer(text: object) -> str:
@@ -112,11 +83,7 @@ def normalize_answer(text: object) -> str:
     """
     cleaned = clean_answer(text)
     number = parse_number(cleaned)
-    if number is None:
-        return cleaned
-    if number.denominator == 1:
-        return str(number.numerator)
-    return f"{number.numerator}/{number.denominator}"
+    return cleaned if number is None else answers.canonical_number(number)
 
 
 def answers_match(submitted: object, reference: object) -> bool:
