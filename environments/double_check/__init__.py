@@ -28,6 +28,7 @@ from runtime.env import (
     TaskExample,
     XMLParser,
     answer_tool_calls,
+    params,
     reward,
 )
 from runtime.env.answers import canonical_number, parse_number
@@ -124,11 +125,6 @@ def turn_answers(episode: Episode) -> list[str | None]:
     return [_extract(turn.action.message.content) for turn in episode.turns]
 
 
-def _plain_text(text: str) -> Message:
-    """Action parser: the raw completion is the assistant's text (there are no tools)."""
-    return Message(role="assistant", content=text)
-
-
 def first_correct(example: TaskExample, episode: Episode) -> float:
     """1 when the turn-1 answer is right."""
     answers = turn_answers(episode)
@@ -187,7 +183,6 @@ class DoubleCheckEnv(Environment):
     sandbox = None
     max_turns = TURNS
     rubric = RUBRIC
-    action_parser = staticmethod(_plain_text)
 
     def __init__(self, *, dataset: str | Sequence[dict[str, Any]] = "data.jsonl") -> None:
         self.dataset = dataset
@@ -259,10 +254,7 @@ def load_environment(
         kinds: Keep only these kinds of question (``"fact"``, ``"arithmetic"``); None keeps
             both.
     """
-    if num_examples is not None and (
-        isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1
-    ):
-        raise ValueError(f"num_examples must be an integer of at least 1, got {num_examples!r}")
+    params.optional_integer("num_examples", num_examples)
     if kinds is None and num_examples is None:
         return DoubleCheckEnv()
     records = list(_read_records())

@@ -26,6 +26,7 @@ from runtime.env import (
     StepResult,
     TaskExample,
     answer_tool_calls,
+    params,
 )
 from runtime.errors import InvalidArgumentError
 
@@ -218,14 +219,6 @@ class GuessNumberEnv(Environment):
         )
 
 
-def _integer(name: str, value: Any, lowest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < lowest:
-        raise ValueError(f"{name} must be at least {lowest}, got {value}")
-    return value
-
-
 def load_environment(
     num_examples: int = 50,
     low: int = 1,
@@ -243,14 +236,10 @@ def load_environment(
         efficiency_weight: In [0, 1]: a solved game scores
             ``(1 - w) + w * (max_turns - guesses + 1) / max_turns``; 0 scores every solve 1.
     """
-    _integer("num_examples", num_examples, 1)
-    if num_examples > 10_000:
-        raise ValueError(f"num_examples must be at most 10000, got {num_examples}")
-    _integer("low", low, -(10**9))
-    _integer("high", high, low + 1)
-    if high > 10**9:
-        raise ValueError(f"high must be at most 10**9, got {high}")
-    _integer("max_turns", max_turns, 1)
+    params.integer("num_examples", num_examples, maximum=10_000)
+    params.integer("low", low, minimum=-(10**9))
+    params.integer("high", high, minimum=low + 1, maximum=10**9)
+    params.integer("max_turns", max_turns)
     if (
         isinstance(efficiency_weight, bool)
         or not isinstance(efficiency_weight, int | float)

@@ -25,6 +25,7 @@ from runtime.env import (
     SandboxSpec,
     TaskExample,
     ToolCall,
+    params,
 )
 from runtime.errors import InvalidArgumentError
 from runtime.sandbox.backend import Sandbox
@@ -269,12 +270,6 @@ def _reward(
     )
 
 
-def _positive_number(name: str, value: Any, upper: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= upper:
-        raise ValueError(f"{name} must be in (0, {upper:g}] seconds, got {value!r}")
-    return float(value)
-
-
 def load_environment(
     task_ids: list[str] | None = None,
     num_examples: int | None = None,
@@ -293,15 +288,10 @@ def load_environment(
         test_timeout_s: Time the hidden tests of one problem may take, solution import
             included; past it the submission scores 0.
     """
-    if num_examples is not None:
-        if isinstance(num_examples, bool) or not isinstance(num_examples, int):
-            raise TypeError(f"num_examples must be an integer, got {num_examples!r}")
-        if num_examples < 1:
-            raise ValueError(f"num_examples must be at least 1, got {num_examples}")
-    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-        raise ValueError(f"max_turns must be an integer of at least 1, got {max_turns!r}")
-    call_timeout = _positive_number("call_timeout_s", call_timeout_s, 3600)
-    test_timeout = _positive_number("test_timeout_s", test_timeout_s, 600)
+    params.optional_integer("num_examples", num_examples)
+    params.integer("max_turns", max_turns)
+    call_timeout = params.seconds("call_timeout_s", call_timeout_s, 3600)
+    test_timeout = params.seconds("test_timeout_s", test_timeout_s, 600)
     available = problems()
     if task_ids is None:
         chosen = list(available.values())

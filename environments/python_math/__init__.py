@@ -22,6 +22,7 @@ from runtime.env import (
     SandboxSpec,
     TaskExample,
     answers,
+    params,
 )
 from runtime.env.dataset import read_jsonl
 
@@ -174,19 +175,9 @@ def load_environment(
         max_turns: Assistant turns before an episode is truncated.
         call_timeout_s: Timeout of each tool call in the sandbox, in seconds.
     """
-    if num_examples is not None:
-        if isinstance(num_examples, bool) or not isinstance(num_examples, int):
-            raise TypeError(f"num_examples must be an integer, got {num_examples!r}")
-        if num_examples < 1:
-            raise ValueError(f"num_examples must be at least 1, got {num_examples}")
-    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-        raise ValueError(f"max_turns must be an integer of at least 1, got {max_turns!r}")
-    if (
-        isinstance(call_timeout_s, bool)
-        or not isinstance(call_timeout_s, int | float)
-        or not 0 < call_timeout_s <= 3600
-    ):
-        raise ValueError(f"call_timeout_s must be in (0, 3600] seconds, got {call_timeout_s!r}")
+    params.optional_integer("num_examples", num_examples)
+    params.integer("max_turns", max_turns)
+    params.seconds("call_timeout_s", call_timeout_s)
 
     dataset: str | list[dict[str, Any]] = "data.jsonl"
     if families is not None or num_examples is not None:

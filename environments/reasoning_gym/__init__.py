@@ -31,6 +31,7 @@ from runtime.env import (
     ToolCall,
     XMLParser,
     answer_tool_calls,
+    params,
     reward,
 )
 from runtime.errors import InvalidArgumentError
@@ -125,11 +126,6 @@ def extract_answer(episode: Episode) -> tuple[str | None, float]:
     return PARSER.parse_answer(section), PARSER.format_score(section)
 
 
-def _plain_text(text: str) -> Message:
-    """Action parser without tools: the raw completion is the assistant's text, unparsed."""
-    return Message(role="assistant", content=text)
-
-
 def _json_copy(value: Any) -> Any:
     """A plain-JSON copy of ``value``, or None if it is not JSON-serialisable."""
     try:
@@ -209,7 +205,6 @@ class ReasoningGymEnv(Environment):
             self.tools = ()
             self.sandbox = None
             self.system_prompt = None
-            self.action_parser = _plain_text
         self.rubric = Rubric(
             [
                 reward(self._correctness, name="correctness", weight=1.0),
@@ -440,16 +435,10 @@ def load_environment(
         raise ValueError(f"size must be an integer in [1, {MAX_SIZE}], got {size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-        raise ValueError(f"max_turns must be an integer of at least 1, got {max_turns!r}")
+    params.integer("max_turns", max_turns)
     if not isinstance(use_tools, bool):
         raise TypeError(f"use_tools must be true or false, got {use_tools!r}")
-    if (
-        isinstance(call_timeout_s, bool)
-        or not isinstance(call_timeout_s, int | float)
-        or not 0 < call_timeout_s <= 3600
-    ):
-        raise ValueError(f"call_timeout_s must be in (0, 3600] seconds, got {call_timeout_s!r}")
+    params.seconds("call_timeout_s", call_timeout_s)
     return ReasoningGymEnv(
         tasks=names,
         size=size,

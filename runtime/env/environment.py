@@ -51,7 +51,8 @@ class Environment:
     max_turns: int = 10
     """Default for `max_episode_turns`; 1 makes a single-turn environment."""
     action_parser: ActionParser = staticmethod(parse_tool_call_blocks)
-    """Turns raw completion text into an assistant message with tool calls."""
+    """Turns raw completion text into an assistant message with tool calls (used only when the
+    environment has tools; see `parse_action`)."""
     rubric: Rubric | None = None
     """When set, the default `score_episode` scores with it instead of exact match."""
 
@@ -77,6 +78,13 @@ class Environment:
                 raise ValueError(f"two tools are named {selected.name!r}")
             resolved[selected.name] = selected
         return resolved
+
+    def parse_action(self, text: str) -> Message:
+        """A raw completion as an assistant message: parsed for tool calls by `action_parser`
+        when the environment has tools, taken as plain text when it has none."""
+        if not self.tool_map:
+            return Message(role="assistant", content=text)
+        return self.action_parser(text)
 
     def tool_schemas(self) -> list[dict[str, Any]]:
         """The tools in OpenAI `tools` format."""

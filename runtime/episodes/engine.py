@@ -243,7 +243,7 @@ class EpisodeEngine:
     def _normalise_action(self, env: Environment, action: Action) -> Action:
         message = action.message
         if action.raw_text is not None and not message.tool_calls and not message.content:
-            message = env.action_parser(action.raw_text)
+            message = env.parse_action(action.raw_text)
         if message.role != "assistant":
             raise InvalidArgumentError(
                 f"an action must be an assistant message, not {message.role!r}"

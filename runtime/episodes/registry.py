@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,25 @@ RELOAD_CHECK_S = 1.0
 _WATCHED = (".py", ".json", ".jsonl", ".txt", ".yaml", ".yml", ".toml")
 
 
-def _stamp(folder: Path) -> float:
-    """Newest modification time among an environment's source and data files."""
+def _stamp(env: Environment) -> float:
+    """Newest modification time among an environment's source and data files: its package
+    folder, or for a single-file module just that file and its dataset (never the whole folder
+    the file happens to sit in, which may be site-packages)."""
+    module = sys.modules.get(type(env).__module__)
+    source = Path(getattr(module, "__file__", "") or "")
+    if source.name == "__init__.py":
+        paths: Iterable[Path] = (
+            p for p in source.parent.rglob("*")
+            if p.suffix in _WATCHED and "__pycache__" not in p.parts
+        )  # fmt: skip
+    else:
+        paths = [source]
+        if isinstance(env.dataset, str | Path):
+            paths.append(env.source_dir / env.dataset)
     newest = 0.0
-    for path in folder.rglob("*"):
-        if path.suffix in _WATCHED and "__pycache__" not in path.parts:
-            with contextlib.suppress(OSError):
-                newest = max(newest, path.stat().st_mtime)
+    for path in paths:
+        with contextlib.suppress(OSError):
+            newest = max(newest, path.stat().st_mtime)
     return newest
 
 
@@ -65,7 +78,8 @@ class EnvironmentRegistry:
                 raise ValueError(f"two environments have the id {env.id!r}")
             self._refs[env.id] = ref
             self._loaded[(env.id, "{}")] = env
-            self._stamps[env.id] = _stamp(env.source_dir)
+            if reload:
+                self._stamps[env.id] = _stamp(env)
 
     @property
     def ids(self) -> list[str]:
@@ -108,7 +122,7 @@ class EnvironmentRegistry:
         loaded = next((e for (i, _), e in self._loaded.items() if i == env_id), None)
         if loaded is None:
             return
-        stamp = _stamp(loaded.source_dir)
+        stamp = _stamp(loaded)
         if stamp != self._stamps.get(env_id):
             log.info("environment %r changed on disk; reloading it", env_id)
             for key in [k for k in self._loaded if k[0] == env_id]:

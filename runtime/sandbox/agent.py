@@ -630,32 +630,32 @@ def reap_once() -> None:
         if info is None:
             return
         with _calls_lock:
-            owned = {proc.pid for proc, _ in _calls.values()}
-            owned.update(session.pid for session in list(_sessions.values()))
-            if info.si_pid in owned:
+            if info.si_pid in _owned_pids():
                 return
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(info.si_pid, os.WNOHANG)
 
 
-def _parent_of(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[1]) if len(fields) > 1 else None
+def _owned_pids() -> set[int]:
+    """Pids the agent itself waits for: running calls and sessions (hold ``_calls_lock``)."""
+    owned = {proc.pid for proc, _ in _calls.values()}
+    owned.update(session.pid for session in list(_sessions.values()))
+    return owned
 
 
 def kill_strays() -> int:
     """Kill processes that escaped their call's process group (``setsid``, daemons).
 
-    They end up as children of the agent (PID 1) without being a call or a session the agent
-    started; background jobs of a live shell session keep the shell as parent and survive.
+    Orphans end up as children of the agent (PID 1) without being a call or a session it
+    started; a session's descendant that moved to another process session escaped too.
+    Background jobs of a live shell session stay in its session and survive.
     """
     if os.getpid() != 1:
         return 0
     found = 0
     with _calls_lock:
-        owned = {proc.pid for proc, _ in _calls.values()}
         sessions = {session.pid for session in list(_sessions.values())}
-        owned.update(sessions)
+        owned = _owned_pids()
         table: dict[int, list[str]] = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit() and int(entry) != 1:
