@@ -23,7 +23,9 @@ help:
 	@echo "make typecheck    mypy (strict)"
 	@echo "make test         lint, typecheck, pytest (PYTEST_ARGS=...), leftover-container check"
 	@echo "make fmt          ruff format + ruff check --fix"
-	@echo "make clean        force-remove all containers labelled $(MANAGED_LABEL)"
+	@echo "make clean        remove the sandboxes of instances $(INSTANCES) (the tests' and the dev"
+	@echo "                  loop's) and no others: another server's live episodes are never touched;"
+	@echo "                  INSTANCES=\"NAME 'PATTERN*' ...\" names the instances, e.g. after a crash"
 	@echo "make test-gvisor  the sandbox test set under gVisor (runsc) only"
 	@echo "make bench        benchmark against the raw Docker SDK (BENCH_ARGS=--quick)"
 	@echo "make dev          the docker-compose dev loop: build, up, wait until healthy"
@@ -97,9 +99,12 @@ clean-check:
 	fi; \
 	echo "clean-check: no managed containers left"
 
+# Only the sandboxes of these instances (names or shell patterns): those of the project's tests
+# (every owner label the tests use starts with pytest-) and of the dev loop (RUNTIME_DEV_INSTANCE,
+# default compose). Another server on this Docker daemon keeps its live episodes.
+INSTANCES ?= pytest-* $(or $(RUNTIME_DEV_INSTANCE),compose)
 clean:
-	@ids="$$($(DOCKER) ps -aq --filter label=$(MANAGED_LABEL))"; \
-	if [ -n "$$ids" ]; then $(DOCKER) rm -f $$ids; else echo "no managed containers"; fi
+	@DOCKER="$(DOCKER)" bash scripts/clean.sh $(foreach i,$(INSTANCES),'$(i)')
 
 fmt:
 	$(PY) -m ruff format $(LINT_PATHS)
