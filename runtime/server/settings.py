@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runtime.episodes.limits import EngineLimits
 from runtime.sandbox.spec import parse_size
+
+
+def split_list(value: Any, info: ValidationInfo) -> Any:
+    """A list setting given as text: ``a,b,c`` or a JSON list of strings.
+
+    The same forms as an environment variable (``RUNTIME_ENVIRONMENTS=python_math,shell_tasks``)
+    and as a flag (``--environments a,b``, repeated flags, which arrive joined by commas, or
+    ``--environments '["a", "b"]'``). `NoDecode` keeps pydantic-settings from decoding the text
+    as JSON first, which would fail on the comma form; a bad value is one ValueError, which the
+    command turns into one line.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    name = info.field_name or ""
+    where = f"(--{name.replace('_', '-')} or RUNTIME_{name.upper()})"
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{value!r} is not a JSON list ({exc.msg}, column {exc.colno}); give "
+                f"NAME,NAME,... or a JSON list of strings {where}"
+            ) from None
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValueError(f"{value!r} is not a list of strings {where}")
+        return items
+    items = [item.strip() for item in text.split(",")] if text else []
+    if "" in items:
+        raise ValueError(f"{value!r} has an empty item; give NAME,NAME,... {where}")
+    return items
+
+
+TextList = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
+"""A list of strings that an environment variable or a flag may give as ``a,b`` or JSON."""
+PathList = Annotated[list[Path], NoDecode, BeforeValidator(split_list)]
+"""A list of paths, given the same ways."""
 
 
 class ServerSettings(BaseSettings):
@@ -27,10 +65,11 @@ class ServerSettings(BaseSettings):
     """Address to listen on. Loopback by default: expose it only behind auth (see SECURITY)."""
     port: int = Field(default=50051, ge=0, le=65535)
     """TCP port; 0 picks a free one."""
-    environments: list[str] = ["python_math"]
-    """Environments to offer: names in --env-dirs, paths, entry points or module names."""
-    env_dirs: list[Path] = [Path("environments")]
-    """Folders searched for environments by name."""
+    environments: TextList = ["python_math"]
+    """Environments to offer: names in --env-dirs, paths, entry points or module names
+    (NAME,NAME or a JSON list, as a flag or as RUNTIME_ENVIRONMENTS)."""
+    env_dirs: PathList = [Path("environments")]
+    """Folders searched for environments by name (DIR,DIR or a JSON list)."""
     reload_environments: bool = False
     """Re-import an environment whose files changed, for the next episode (the dev loop)."""
     instance_name: str = Field(default="default", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -84,6 +123,8 @@ class ServerSettings(BaseSettings):
     @model_validator(mode="after")
     def _consistent(self) -> ServerSettings:
         parse_size(self.max_sandbox_memory)  # a bad size is a settings error
+        if not self.environments:
+            raise ValueError("no environment to offer: name one in --environments")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
