@@ -7,6 +7,7 @@
 #                                  any sandbox its server left behind
 #   scripts/dev.sh status          the stack's containers and the server's sandboxes
 #   scripts/dev.sh compose ARGS..  run compose on the stack, e.g. `compose logs -f server`
+#   scripts/dev.sh hints           the follow-up commands `up` prints, for this stack
 #
 # `make dev` is `up`, `make dev-down` is `down`. Works with the `docker compose` plugin (v2) and
 # Debian's `docker-compose` (v1); the project name is always passed with -p.
@@ -22,6 +23,9 @@
 #   RUNTIME_DEV_POOL_SIZE     warm sandboxes per environment        (0)
 #   DEV_WAIT                  seconds `up` waits for healthy        (120)
 #   SKIP_BUILD=1              `up` builds no image
+#
+# The follow-up commands printed carry COMPOSE, RUNTIME_DEV_PROJECT and RUNTIME_DEV_INSTANCE
+# when they differ from the defaults, so that they act on this stack and not the default one.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,12 +35,24 @@ export RUNTIME_DEV_PORT="${RUNTIME_DEV_PORT:-50051}"
 export RUNTIME_ENV_DIR="${RUNTIME_ENV_DIR:-./environments}"
 export RUNTIME_DEV_ENVIRONMENTS="${RUNTIME_DEV_ENVIRONMENTS:-python_math}"
 export RUNTIME_DEV_INSTANCE="${RUNTIME_DEV_INSTANCE:-compose}"
-project="${RUNTIME_DEV_PROJECT:-episode-runtime-dev}"
+default_project=episode-runtime-dev
+project="${RUNTIME_DEV_PROJECT:-$default_project}"
 wait_s="${DEV_WAIT:-120}"
 service=server
 
 log() { printf '[dev] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# The variables that say which stack a command acts on, as a prefix for the commands we print:
+# empty for the default stack.
+stack_vars() {
+  local vars=()
+  [[ -z "${COMPOSE:-}" ]] || vars+=("COMPOSE=$(printf '%q' "$COMPOSE")")
+  [[ "$project" == "$default_project" ]] || vars+=("RUNTIME_DEV_PROJECT=$(printf '%q' "$project")")
+  [[ "$RUNTIME_DEV_INSTANCE" == compose ]] ||
+    vars+=("RUNTIME_DEV_INSTANCE=$(printf '%q' "$RUNTIME_DEV_INSTANCE")")
+  ((${#vars[@]} == 0)) || printf '%s ' "${vars[@]}"
+}
 
 compose_cmd=()
 detect_compose() {
@@ -80,20 +96,30 @@ up() {
     if [[ "$state" != running* ]] || ((SECONDS >= deadline)); then
       compose logs --no-color --tail 40 "$service" >&2 || true
       die "the server is not healthy ($state) after $((wait_s - deadline + SECONDS))s; see" \
-        "the log above; remove the stack with: scripts/dev.sh down (make dev-down)"
+        "the log above; remove the stack with: $(stack_vars)make dev-down"
     fi
     sleep 1
   done
-  local addr="127.0.0.1:$RUNTIME_DEV_PORT"
+  log "healthy: episode server on 127.0.0.1:$RUNTIME_DEV_PORT (project $project," \
+    "environments: $RUNTIME_DEV_ENVIRONMENTS)"
+  hints
+}
+
+# What to do next, with commands that act on this stack (its project and instance), not on
+# the default one.
+hints() {
+  local addr="127.0.0.1:$RUNTIME_DEV_PORT" vars env
+  vars="$(stack_vars)"
+  env="${RUNTIME_DEV_ENVIRONMENTS%%,*}"
   cat >&2 <<EOF
-[dev] healthy: episode server on $addr (project $project, environments: $RUNTIME_DEV_ENVIRONMENTS)
 
   run an eval against it (any OpenAI-compatible endpoint):
-    .venv/bin/python -m runtime eval python_math --server $addr \\
+    .venv/bin/python -m runtime eval $env --server $addr \\
         --model MODEL --base-url http://127.0.0.1:8000/v1 -n 5 -r 1
   edit an environment: save a file under $RUNTIME_ENV_DIR; the next episode uses it
-  follow the log:      scripts/dev.sh compose logs -f $service
-  stop and clean up:   make dev-down
+  follow the log:      ${vars}scripts/dev.sh compose logs -f $service
+  status:              ${vars}scripts/dev.sh status
+  stop and clean up:   ${vars}make dev-down
 EOF
 }
 
@@ -123,5 +149,6 @@ case "$command" in
   down) detect_compose; down ;;
   status) detect_compose; status ;;
   compose) detect_compose; compose "$@" ;;
-  *) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  hints) hints ;;
+  *) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
