@@ -23,7 +23,7 @@ from typing import Any
 
 import docker
 import pytest
-from conftest import wait_until_gone
+from conftest import leftover_containers, wait_until_gone
 from grpc_fixtures import TOY, running_server
 from scripted_openai import Reply, Request, ScriptedOpenAI, call, completion, error
 
@@ -46,6 +46,7 @@ from runtime.rollout import (
     summarize,
 )
 from runtime.rollout.results import read_jsonl
+from runtime.sandbox import labels
 from runtime.server.app import RuntimeServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -569,3 +570,91 @@ async def test_ctrl_c_keeps_finished_rollouts_and_resume_runs_only_the_rest(
     meta = json.loads((out / "metadata.json").read_text())
     assert (meta["status"], len(meta["resumed_at"])) == ("finished", 1)
     assert await wait_until_gone(docker_client, name) == []
+
+
+def start_bystander(client: docker.DockerClient, instance: str) -> str:
+    """A running container labelled as a sandbox of another instance (another eval or server)."""
+    container = client.containers.run(
+        "runtime/python:latest",
+        ["sleep", "infinity"],
+        detach=True,
+        labels=labels.container_labels(instance, "bystander", "bystander"),
+        network_mode="none",
+    )
+    return str(container.id)
+
+
+def remove_instance(client: docker.DockerClient, instance: str) -> None:
+    for item in client.api.containers(all=True, filters=labels.owner_filter(instance)):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(item["Id"], force=True)
+
+
+async def test_resume_after_kill_9_removes_the_sandboxes_the_killed_run_left(
+    owner: str,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`kill -9` of an in-process eval leaves its sandboxes; `--resume` removes them first, by
+    the instance name the results directory recorded, and touches no other instance's."""
+    name, bystander, out = f"{owner}-kill9", f"{owner}-bystander", tmp_path / "run"
+    asked: list[str] = []
+    release = threading.Event()
+
+    def stuck(request: Request) -> Reply:  # every rollout waits on the model, sandbox held
+        asked.append(request.prompt)
+        release.wait(120)
+        return error(503, "released")
+
+    other = start_bystander(docker_client, bystander)
+    try:
+        with model_server(stuck) as server:
+            argv = [TOY, "--model", "scripted", "--base-url", server.base_url, "-n", "2",
+                    "-r", "1", "-c", "2"]  # fmt: skip
+            with (tmp_path / "killed.log").open("wb") as log:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "runtime", "eval", *argv, "--instance-name", name,
+                    "--out", str(out), cwd=REPO, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL, stderr=log,
+                )  # fmt: skip
+
+            def holding_sandboxes() -> bool:
+                if process.returncode is not None:
+                    log_text = (tmp_path / "killed.log").read_text(errors="replace")
+                    pytest.fail(f"the eval ended on its own:\n{log_text}")
+                return len(asked) >= 2 and len(leftover_containers(docker_client, name)) == 2
+
+            try:
+                await eventually(holding_sandboxes, timeout_s=60)
+                os.kill(process.pid, signal.SIGKILL)
+                await asyncio.wait_for(process.wait(), 30)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+                release.set()
+        left = docker_client.api.containers(all=True, filters=labels.owner_filter(name))
+        assert len(left) == 2, "kill -9 should leave the run's sandboxes behind"
+
+        # The resume is told nothing but the directory: it finds the instance name there.
+        with model_server(ToyScript(hiccups=False)) as server:
+            argv[argv.index("--base-url") + 1] = server.base_url
+            code = await cli(*argv, "--resume", str(out))
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert f"removed 2 sandbox(es) left by an earlier run of instance {name}" in err
+        for item in left:
+            with pytest.raises(docker.errors.NotFound):
+                docker_client.api.inspect_container(item["Id"])
+        keys = sorted(
+            (r["example_index"], r["rollout_index"]) for r in read_jsonl(out / "results.jsonl")
+        )
+        assert keys == [(0, 0), (1, 0)]
+        assert json.loads((out / "metadata.json").read_text())["instance_name"] == name
+        assert await wait_until_gone(docker_client, name) == []
+        state = docker_client.api.inspect_container(other)["State"]
+        assert state["Running"], "the resume removed another instance's sandbox"
+    finally:
+        remove_instance(docker_client, name)
+        remove_instance(docker_client, bystander)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Any
 
 
@@ -27,3 +28,16 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+INSTANCE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+"""What `serve --instance-name` accepts too: it becomes a Docker label value and a make pattern."""
+
+
+def instance_name(text: str) -> str:
+    """An instance name: 1 to 64 letters, digits, '_', '.' or '-'."""
+    if not INSTANCE_NAME.match(text):
+        raise argparse.ArgumentTypeError(
+            f"must be 1 to 64 letters, digits, '_', '.' or '-', got {text!r}"
+        )
+    return text

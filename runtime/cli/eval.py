@@ -4,6 +4,11 @@ Runs ``-n`` examples x ``-r`` rollouts at ``-c`` concurrency against an episode 
 (``--server``) or an in-process runtime, writes each finished rollout to ``results.jsonl`` at
 once, resumes an interrupted run (``--resume DIR``), and prints a summary table. Errors a user
 meets are one ``error:`` line on stderr; Ctrl-C keeps what finished and removes the sandboxes.
+
+In-process, the sandboxes carry an instance name of the run's own (``eval-<random>`` unless
+``--instance-name`` says otherwise), recorded in the results directory. A run killed outright
+(``kill -9``, a power cut) cannot remove its sandboxes; ``--resume`` removes them before it
+starts any episode, by that name, so no other eval's or server's sandbox is touched.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import threading
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from runtime.cli.argtypes import json_object, positive
+from runtime.cli.argtypes import instance_name, json_object, positive
 from runtime.client.base import EpisodeClient
 from runtime.client.in_process import InProcessClient
 from runtime.client.models import EpisodeLimitsRequest
@@ -32,6 +38,7 @@ from runtime.rollout.results import (
     ResultsError,
     ResultsStore,
     default_out,
+    recorded_instance,
     resume_command,
 )
 from runtime.rollout.runner import EvalAborted, EvalPlan, run_eval
@@ -137,9 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--instance-name",
-        default="eval",
+        type=instance_name,
         metavar="NAME",
-        help="in-process: owner label of the sandboxes (default: %(default)s)",
+        help="in-process: owner label of the sandboxes (default: eval-<random>, a new one per "
+        "run; --resume reuses the run's and first removes the sandboxes it left)",
     )
     add(
         "-o",
@@ -187,6 +195,19 @@ def _endpoint(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Mode
         parser.error(f"{where}: {first['msg']}")
 
 
+def _instance(args: argparse.Namespace) -> tuple[str, bool]:
+    """The in-process instance name, and whether its leftover sandboxes are to be removed.
+
+    Only a resume removes anything, and only under a name that is the run's: the one given, or
+    the one the results directory recorded. Any other run gets a fresh name and removes nothing.
+    """
+    if args.resume is not None:
+        name = args.instance_name or recorded_instance(args.resume)
+        if name:
+            return name, True
+    return args.instance_name or f"eval-{secrets.token_hex(4)}", False
+
+
 def _client(args: argparse.Namespace) -> EpisodeClient:
     if args.server:
         from runtime.client.grpc_client import GrpcClient
@@ -203,12 +224,20 @@ def _client(args: argparse.Namespace) -> EpisodeClient:
         raise EvalError(str(exc)) from None
 
 
-async def _environment(client: EpisodeClient, args: argparse.Namespace) -> tuple[str, int]:
-    """(environment id, dataset size), checking the environment, its params and the runtime."""
+async def _environment(
+    client: EpisodeClient, args: argparse.Namespace, rep: Reporter
+) -> tuple[str, int]:
+    """(environment id, dataset size), checking the environment, its params and the runtime.
+
+    In-process, a resume first removes the sandboxes its instance left (a killed run's).
+    """
     env_id = args.env
     if isinstance(client, InProcessClient):
-        if isinstance(client.engine.backend, DockerBackend):
-            await client.engine.backend.ping()
+        backend = client.engine.backend
+        if isinstance(backend, DockerBackend):
+            await backend.ping()
+            if args.reap_instance:
+                rep.removed_leftovers(backend.owner, await backend.remove_owned())
         env_id = (await client.list_environments())[0].id
     try:
         described = await client.describe_environment(env_id, args.env_params)
@@ -221,7 +250,7 @@ async def _run(args: argparse.Namespace, endpoint: ModelEndpoint, rep: Reporter)
     client = _client(args)
     store: ResultsStore | None = None
     try:
-        env_id, size = await _environment(client, args)
+        env_id, size = await _environment(client, args, rep)
         if size < 1:
             raise EvalError(f"environment {env_id!r} has no dataset to evaluate")
         n = size if args.num_examples < 0 else min(args.num_examples, size)
@@ -238,6 +267,7 @@ async def _run(args: argparse.Namespace, endpoint: ModelEndpoint, rep: Reporter)
             max_turns=args.max_turns,
             seed=args.seed,
             server=args.server,
+            instance_name=None if args.server else args.instance_name,
         )
         limits = EpisodeLimitsRequest(max_turns=args.max_turns) if args.max_turns else None
         async with RolloutDriver(client, endpoint, limits=limits) as driver:
@@ -295,6 +325,7 @@ def main(argv: list[str]) -> int:
             parser.error("-n/--num-examples must be -1 (all) or at least 1")
         if args.out and args.resume:
             parser.error("--out and --resume exclude each other: --resume DIR writes to DIR")
+        args.instance_name, args.reap_instance = _instance(args)
         endpoint = _endpoint(args, parser)
     except SystemExit as exc:  # bad flags: argparse printed usage and one error line
         return exc.code if isinstance(exc.code, int) else 2

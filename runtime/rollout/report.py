@@ -72,6 +72,14 @@ class Reporter:
         self._task = self._progress.add_task("rollouts", total=total, completed=done, failed="")
         self._progress.start()
 
+    def removed_leftovers(self, instance: str, count: int) -> None:
+        """A resume removed ``count`` sandboxes that an earlier, killed run of ``instance`` left."""
+        if count:
+            print(
+                f"removed {count} sandbox(es) left by an earlier run of instance {instance}",
+                file=sys.stderr,
+            )
+
     def advance(self, result: RolloutResult) -> None:
         """One rollout finished."""
         if result.error is not None:

@@ -87,6 +87,9 @@ class EvalMetadata(BaseModel):
     seed: int | None = None
     server: str | None = None
     """The episode server's address, None for an in-process runtime."""
+    instance_name: str | None = None
+    """In-process: the owner label of the run's sandboxes. A resume reuses it, and first
+    removes the sandboxes a crashed run left under it (and no others)."""
     version: str = Field(default_factory=_version)
     """The episode-runtime package version that ran it."""
     started_at: str = Field(default_factory=now)
@@ -94,6 +97,20 @@ class EvalMetadata(BaseModel):
     finished_at: str | None = None
     status: str = "running"
     """running, finished, interrupted or failed."""
+
+
+def recorded_instance(directory: Path) -> str | None:
+    """The instance name the run kept in ``directory`` used, if it recorded one.
+
+    Read leniently: a missing or unreadable metadata.json gives None here, and the store says
+    what is wrong with it when it opens the directory.
+    """
+    try:
+        data = json.loads((directory / "metadata.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = data.get("instance_name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 class ResultsStore:
