@@ -29,6 +29,9 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 command -v runsc >/dev/null 2>&1 || missing+=(runsc)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# gcc and libc headers build the sandbox images' small preloaded shims (sandbox_images/*/shim).
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+[[ -f /usr/include/stdio.h ]] || missing+=(libc6-dev)
 # Debian's python3 needs python3-venv for `python3 -m venv` (ensurepip).
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 

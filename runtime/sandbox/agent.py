@@ -5,6 +5,12 @@ to the bootstrap one-liner (`BOOTSTRAP`) that the container starts with, so no i
 carry it and no host path is mounted. Frames both ways are a 4-byte big-endian length followed
 by a UTF-8 JSON object. Each request other than cancel and ping runs in its own thread; a command
 runs in a new session so that a timeout, a cancel or its normal end kills its whole process group.
+
+Privilege separation: the agent runs as uid 0 holding only CAP_SETUID, CAP_SETGID, CAP_KILL and
+CAP_SETPCAP; every tool process, session and file operation runs as the tool uid (argv[1],
+``UID:GID``) with no capabilities at all. Its channel (the attach FIFOs, owned by uid 0, mode 0600),
+its pipes and its process are therefore out of a tool's reach under any runtime: opening them needs
+uid 0, signalling it needs CAP_KILL, neither of which a tool can ever hold.
 """
 
 import contextlib
@@ -63,15 +69,59 @@ def read_frame(stream: IO[bytes]) -> Any:
     return json.loads(body.decode("utf-8"))
 
 
-def harden_self() -> None:
-    """Make the agent non-dumpable so tool processes (same uid) cannot open /proc/1/fd/*."""
-    try:
-        import ctypes
+TOOL_UID = 65534
+TOOL_GID = 65534
+"""The uid and gid every tool process runs as; set from argv by `configure`."""
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_LAST_CAP = 63
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-    except Exception:
-        pass
+
+def configure(argv: list[str]) -> None:
+    """Take the tool user from ``argv`` (``UID[:GID]``); a tool user of uid 0 is refused."""
+    global TOOL_UID, TOOL_GID
+    if argv:
+        uid, _, gid = argv[0].partition(":")
+        TOOL_UID, TOOL_GID = int(uid), int(gid or uid)
+    if TOOL_UID == 0 or TOOL_GID == 0:
+        raise SystemExit("runtime-agent: tools never run as root")
+
+
+_prctl: Any = None
+"""libc's prctl, looked up once at start: a forked child must not enter the dynamic loader."""
+
+
+def harden_self() -> None:
+    """Drop the agent's supplementary groups and make it non-dumpable (a second lock on
+    /proc/1 under runc; the uid boundary is what holds under every runtime)."""
+    global _prctl
+    import ctypes
+
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    if os.getuid() == 0:
+        with contextlib.suppress(OSError):
+            os.setgroups([])
+    _prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def drop_privileges() -> None:
+    """Become the tool user for good, with no capabilities left in any set.
+
+    Runs in a forked child before it runs anything of the model's. Fails (raises) rather than
+    go on with any privilege: a child that cannot drop them must not run the tool.
+    """
+    if os.getuid() == 0:
+        # The bounding set first, while CAP_SETPCAP is held: then nothing the child execs can
+        # ever regain a capability (no-new-privileges already blocks setuid and file caps).
+        # Past the last capability the kernel answers EINVAL, which ends the loop.
+        for cap in range(_LAST_CAP + 1):
+            if _prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+                break
+        os.setgroups([])
+        os.setgid(TOOL_GID)
+        os.setuid(TOOL_UID)
+    if os.getuid() != TOOL_UID or os.geteuid() != TOOL_UID or os.getegid() != TOOL_GID:
+        raise PermissionError("could not become the tool user")
 
 
 def oom_kills() -> int | None:
@@ -101,9 +151,11 @@ def _child_setup(nproc: int | None = None) -> None:
         pass
     if nproc:
         # Under gVisor the host's pids limit also counts the sandbox kernel's own threads, so
-        # the process limit is enforced inside, per user, where it counts only tool processes.
+        # the process limit is enforced inside, per user, where it counts only tool processes
+        # (the agent, another uid, keeps its threads whatever the tools do).
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    drop_privileges()
 
 
 def _setup_for(req: Request) -> Callable[[], None]:
@@ -554,7 +606,10 @@ def run_in_session(req: Request) -> Reply:
 def resolve(path: str, workdir: str) -> str | None:
     """``path`` made absolute against the work dir, or None if it escapes it (symlinks included)."""
     root = os.path.realpath(workdir)
-    full = os.path.realpath(os.path.join(root, path))
+    try:
+        full = os.path.realpath(os.path.join(root, path))
+    except OSError:  # a link the tool user may not even read (/proc/1/root): not below root
+        return None
     if full != root and not full.startswith(root + os.sep):
         return None
     return full
@@ -608,6 +663,83 @@ def write_file(req: Request) -> Reply:
     return {"ok": True, "size": len(data)}
 
 
+_MAX_FILE_REPLY = 64 * 1024 * 1024
+_file_children: set[int] = set()
+"""Pids of file-operation children, which the reaper must leave to the thread that waits."""
+
+
+def as_tool_user(operation: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
+    """``operation`` run in a child forked for it that becomes the tool user first, so a file
+    tool can read or write exactly what a tool process could, never what only the agent can."""
+
+    def run(req: Request) -> Reply:
+        try:
+            return _fork_as_tool_user(operation, req)
+        except OSError:
+            free_processes()  # out of processes, most likely: free them and try once more
+            try:
+                return _fork_as_tool_user(operation, req)
+            except OSError as exc:
+                return {"ok": False, "error": f"could not start the file operation: {exc}"}
+
+    return run
+
+
+def _fork_as_tool_user(operation: Callable[[Request], Reply], req: Request) -> Reply:
+    read_end, write_end = os.pipe()
+    try:
+        with _calls_lock:  # the reaper must not take the child before it is registered
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                _file_child(operation, req, write_end)
+            _file_children.add(pid)
+    except BaseException:
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    os.close(write_end)
+    data = bytearray()
+    try:
+        while len(data) <= _MAX_FILE_REPLY:
+            chunk = os.read(read_end, CHUNK)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(read_end)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        with _calls_lock:
+            _file_children.discard(pid)
+    try:
+        reply = json.loads(bytes(data))
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        return {"ok": False, "error": "the file operation failed"}
+    return reply
+
+
+def _file_child(operation: Callable[[Request], Reply], req: Request, out: int) -> None:
+    """The forked child: keep only the reply pipe, become the tool user, run, exit."""
+    code = 0
+    try:
+        os.closerange(0, out)
+        os.closerange(out + 1, 65536)
+        drop_privileges()
+        reply = operation(req)
+    except BaseException as exc:
+        reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        code = 1
+    try:
+        view = memoryview(json.dumps(reply, ensure_ascii=False).encode("utf-8", "replace"))
+        while view:
+            view = view[os.write(out, view) :]
+    except BaseException:
+        code = 2
+    os._exit(code)
+
+
 def cancel(req: Request) -> Reply:
     """Kill the process group of a running command."""
     with _calls_lock:
@@ -640,6 +772,7 @@ def _owned_pids() -> set[int]:
     """Pids the agent itself waits for: running calls and sessions (hold ``_calls_lock``)."""
     owned = {proc.pid for proc, _ in _calls.values()}
     owned.update(session.pid for session in list(_sessions.values()))
+    owned.update(_file_children)
     return owned
 
 
@@ -723,14 +856,51 @@ def kill_all(req: Request) -> Reply:
         running = [proc for proc, _ in _calls.values()]
     for proc in running:
         _kill_group(proc)
+    kill_tool_user()
     settle()
     return {"ok": True}
 
 
+def _real_uid(pid: int) -> int | None:
+    """The real uid of ``pid`` from its status (not the owner of /proc/PID, which a process
+    that makes itself non-dumpable hands to root)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def kill_tool_user(rounds: int = 200) -> None:
+    """SIGKILL every process of the tool uid, over and over until none is left (a fork bomb
+    forks between two sweeps), within a bound. Only tools run under that uid, never the agent."""
+    if os.getuid() == TOOL_UID:
+        return
+    for _ in range(rounds):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            if _real_uid(int(entry)) != TOOL_UID:
+                continue
+            fields = _stat_fields(int(entry))
+            if fields and fields[0] != "Z":
+                found = True
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry), signal.SIGKILL)
+        if not found:
+            return
+        reap_once()
+        time.sleep(0.001)
+
+
 HANDLERS: dict[str, Callable[[Request], Reply]] = {
     "exec": execute,
-    "read_file": read_file,
-    "write_file": write_file,
+    "read_file": as_tool_user(read_file),
+    "write_file": as_tool_user(write_file),
     "cancel": cancel,
     "kill_all": kill_all,
     "ping": lambda req: {"ok": True},
@@ -759,13 +929,15 @@ _reset_by_recovery: set[str] = set()
 
 
 def free_processes() -> None:
-    """Kill every session and stray process: the way back from a process-limit exhaustion."""
+    """Kill every session and every tool process: the way back from a process-limit
+    exhaustion."""
     with _sessions_lock:
         sessions = list(_sessions.items())
     for name, session in sessions:
         if not session.killed:
             _reset_by_recovery.add(name)
         session.kill()
+    kill_tool_user()
     settle()
 
 
@@ -778,15 +950,17 @@ def start_handler(req: Request) -> None:
         threading.Thread(target=handle, args=(req,), daemon=True).start()
 
 
-def main(stream: IO[bytes]) -> None:
+def main(stream: IO[bytes], argv: list[str]) -> None:
     """Serve requests until the server closes stdin, then kill what is left and exit."""
+    configure(argv)
     harden_self()
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     # Not KeyboardInterrupt: as PID 1 with the default action, `kill -INT 1` from a tool is ignored.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if os.getpid() == 1:
         threading.Thread(target=reap_forever, daemon=True).start()
-    send({"id": 0, "op": "ready", "version": PROTOCOL_VERSION, "pid": os.getpid()})
+    ready = {"id": 0, "op": "ready", "version": PROTOCOL_VERSION, "pid": os.getpid()}
+    send({**ready, "uid": os.getuid()})
     while True:
         try:
             req = read_frame(stream)
@@ -825,4 +999,4 @@ def main(stream: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.stdin.buffer)
+    main(sys.stdin.buffer, sys.argv[1:])

@@ -32,20 +32,25 @@ T = TypeVar("T")
 # The agent enforces call timeouts itself; this is how much longer the server waits for it.
 _REPLY_GRACE_S = 10.0
 _TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+AGENT_CAPABILITIES = ("SETUID", "SETGID", "KILL", "SETPCAP")
+"""The agent's whole capability set: become the tool user, signal tools, drop their bounding set."""
 
 
 def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, Any]:
     """Every Docker option a sandbox container gets: the one place hardening is decided."""
     memory = spec.memory_bytes
     uid, _, gid = spec.user.partition(":")
-    owner = f"uid={uid},gid={gid or uid}" if uid.isdigit() and (gid or uid).isdigit() else ""
+    owner = f"uid={uid},gid={gid or uid}"
     work_opts = ",".join(
-        filter(None, ["rw", "exec", f"size={parse_size(spec.workdir_size)}", "mode=0755", owner])
+        ["rw", "exec", f"size={parse_size(spec.workdir_size)}", "mode=0755", owner]
     )
     host_config: dict[str, Any] = {
         "network_mode": "none",
         "read_only": True,
+        # The agent (uid 0) keeps exactly what it needs to start tools as the tool user and to
+        # kill them, and to empty their capability bounding set; tools exec with none.
         "cap_drop": ["ALL"],
+        "cap_add": list(AGENT_CAPABILITIES),
         "security_opt": ["no-new-privileges"],
         "mem_limit": memory,
         "memswap_limit": memory,
@@ -66,8 +71,9 @@ def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, A
         host_config["runtime"] = "runsc"
     return {
         "image": spec.image,
-        "command": ["python3", "-I", "-c", BOOTSTRAP],
-        "user": spec.user,
+        "command": ["python3", "-I", "-c", BOOTSTRAP, f"{uid}:{gid or uid}"],
+        # The agent runs as uid 0 so that no tool (always the spec's user) can reach it.
+        "user": "0:0",
         "working_dir": spec.workdir,
         "environment": {"PATH": _TOOL_PATH, "HOME": spec.workdir, "LANG": "C.UTF-8"},
         "labels": labels_,

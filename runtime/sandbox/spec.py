@@ -37,7 +37,8 @@ class SandboxSpec(BaseModel):
     network: Literal["none"] = "none"
     """Network mode. Only `none` is supported: sandboxes never reach a network."""
     user: str = "65534:65534"
-    """User and group the sandbox runs as; never root."""
+    """Numeric ``UID:GID`` every tool process and file operation runs as; never root. The agent
+    runs as another uid (0, with almost no capabilities), which no tool can ever become."""
     workdir: str = "/work"
     """Writable tmpfs working directory; `read_file` / `write_file` paths stay inside it."""
     workdir_size: str = "256m"
@@ -63,8 +64,12 @@ class SandboxSpec(BaseModel):
     @field_validator("user")
     @classmethod
     def _not_root(cls, value: str) -> str:
-        uid = value.split(":", 1)[0]
-        if uid in ("0", "root", ""):
+        uid, _, gid = value.partition(":")
+        if uid in ("0", "root") or gid in ("0", "root"):
+            raise ValueError("sandboxes never run as root")
+        if not uid.isdigit() or not (gid or uid).isdigit():
+            raise ValueError(f"user must be numeric 'UID:GID' (e.g. '65534:65534'), got {value!r}")
+        if int(uid) == 0 or int(gid or uid) == 0:
             raise ValueError("sandboxes never run as root")
         return value
 
