@@ -3,6 +3,7 @@
 Real containers of the sandbox image, labelled as sandboxes of three instances: two of this test
 run's (one named exactly, one matched by a pattern) and one of "another server" on the same
 Docker daemon. `make clean INSTANCES=...` must remove the first two and leave the third running.
+With RUNTIME_TEST_ISOLATION=gvisor the containers run under runsc.
 The test names its instances explicitly: the default (every `pytest-*` instance) would also take
 the sandboxes of any other test run on this machine.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from conftest import GVISOR
 
 from runtime.sandbox import labels
 
@@ -51,6 +53,7 @@ def start_sandbox(client: docker.DockerClient, owner_name: str, created: list[st
         detach=True,
         labels=labels.container_labels(owner_name, "ops-test", f"ep-{secrets.token_hex(3)}"),
         network_mode="none",
+        runtime="runsc" if GVISOR else None,  # under gVisor too, when the test run asks for it
     )
     created.append(container.id)
     return str(container.id)
