@@ -3,7 +3,8 @@
 The dataset is generated at load time with ``reasoning_gym.create_dataset(task, size=size,
 seed=seed)`` for each task and interleaved; the same params always give the same examples. The
 model answers inside ``<answer>…</answer>`` tags (single turn by default, no sandbox); the answer
-is graded by the task's own ``score_answer``. See README.md.
+is graded by the task's own ``score_answer``, after the task's audited answer grammar
+(`grammar.py`); partial credit is off unless asked for. See README.md.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from runtime.env import (
 )
 from runtime.errors import InvalidArgumentError
 
+from .grammar import AUDITED_TASKS, check_grammar
 from .guard import GUARDED_TASKS, REFERENCE_EVAL_TASKS, check_answer
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANSWER_INSTRUCTION",
+    "AUDITED_TASKS",
     "DEFAULT_TASKS",
     "TOOLS_SYSTEM_PROMPT",
     "Grade",
@@ -59,7 +62,8 @@ DEFAULT_TASKS: tuple[str, ...] = (
     "gcd",
     "letter_counting",
 )
-"""Cheap tasks that need no network and whose checkers never evaluate the answer as code."""
+"""Cheap tasks that need no network, whose checkers never evaluate the answer as code, and
+which are audited (`AUDITED_TASKS`)."""
 MAX_SIZE = 10_000
 """Most examples per task."""
 MAX_ANSWER_CHARS = 20_000
@@ -165,9 +169,13 @@ class ReasoningGymEnv(Environment):
         max_turns: int = 1,
         use_tools: bool = False,
         call_timeout_s: float = 10.0,
+        partial_credit: bool = False,
+        allow_unaudited: bool = False,
     ) -> None:
         rg = _reasoning_gym()
         self.tasks = tuple(tasks)
+        self.partial_credit = partial_credit
+        self.allow_unaudited = allow_unaudited
         self.size = size
         self.seed = seed
         self.max_turns = max_turns
@@ -254,6 +262,11 @@ class ReasoningGymEnv(Environment):
                 f"inline examples of task {task!r} are not accepted: its checker evaluates the "
                 "reference as code; play it by example index"
             )
+        if task not in AUDITED_TASKS and not self.allow_unaudited:
+            raise InvalidArgumentError(
+                f"inline examples of task {task!r} are not accepted: its checker is not "
+                "audited (load the environment with allow_unaudited=true to allow it)"
+            )
         return task
 
     def _entry(self, example: TaskExample) -> tuple[str, dict[str, Any]]:
@@ -328,6 +341,12 @@ class ReasoningGymEnv(Environment):
         limit = max(MAX_ANSWER_CHARS, 2 * len(str(reference or "")))
         if len(answer) > limit:
             return Grade(0.0, answer, f"the answer is longer than {limit} characters")
+        if task in AUDITED_TASKS:
+            refused = check_grammar(task, answer, entry)
+            if refused is not None:
+                return Grade(0.0, answer, f"not checked: {refused}")
+        elif not self.allow_unaudited:
+            return Grade(0.0, answer, f"not checked: task {task!r} is not audited")
         if task in GUARDED_TASKS:
             refused = check_answer(task, answer)
             if refused is not None:
@@ -352,6 +371,8 @@ class ReasoningGymEnv(Environment):
             return Grade(0.0, answer, f"the checker returned {value!r}, not a number")
         if not math.isfinite(score):
             return Grade(0.0, answer, f"the checker returned {score}")
+        if score < 1.0 and not self.partial_credit:
+            return Grade(0.0, answer, f"checker score {score:.4g}; partial credit is off")
         return Grade(min(1.0, max(0.0, score)), answer, f"checker score {score:.4g}")
 
     async def _correctness(
@@ -396,6 +417,8 @@ def load_environment(
     max_turns: int = 1,
     use_tools: bool = False,
     call_timeout_s: float = 10.0,
+    partial_credit: bool = False,
+    allow_unaudited: bool = False,
 ) -> ReasoningGymEnv:
     """The reasoning_gym environment.
 
@@ -407,6 +430,10 @@ def load_environment(
         max_turns: Assistant turns before truncation (raise it with ``use_tools``).
         use_tools: Give the model `python` and `submit` in a sandbox; the submission is graded.
         call_timeout_s: Per tool call timeout with ``use_tools``, in seconds.
+        partial_credit: Keep the checkers' partial credit (scores below 1). Off by default:
+            it pays answers that merely contain the reference, or any answer at all.
+        allow_unaudited: Allow tasks outside `AUDITED_TASKS`, whose checkers have not been
+            audited against forged answers (they still pass the code-execution guard).
     """
     names: list[str]
     if tasks is None:
@@ -439,6 +466,16 @@ def load_environment(
     if not isinstance(use_tools, bool):
         raise TypeError(f"use_tools must be true or false, got {use_tools!r}")
     params.seconds("call_timeout_s", call_timeout_s)
+    for name, flag in (("partial_credit", partial_credit), ("allow_unaudited", allow_unaudited)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be true or false, got {flag!r}")
+    unaudited = [name for name in names if name not in AUDITED_TASKS]
+    if unaudited and not allow_unaudited:
+        raise ValueError(
+            f"tasks {unaudited} are not audited: their checkers may pay answers that do not do "
+            "the task; pass allow_unaudited=true to use them anyway (audited tasks: "
+            f"{', '.join(sorted(AUDITED_TASKS))})"
+        )
     return ReasoningGymEnv(
         tasks=names,
         size=size,
@@ -446,4 +483,6 @@ def load_environment(
         max_turns=max_turns,
         use_tools=use_tools,
         call_timeout_s=float(call_timeout_s),
+        partial_credit=partial_credit,
+        allow_unaudited=allow_unaudited,
     )
