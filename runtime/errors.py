@@ -58,17 +58,28 @@ class UnavailableError(RuntimeServiceError, ConnectionError):
 
 
 class SandboxError(UnavailableError):
-    """A sandbox could not be created, reached or used."""
+    """A sandbox could not be created, reached or used (its container died, its agent channel
+    broke). Not the Docker engine being unreachable: where an episode's sandbox is lost, the
+    engine answers FAILED_PRECONDITION (`SandboxLostError`), never UNAVAILABLE."""
+
+
+class SandboxLostError(FailedPreconditionError):
+    """An episode's sandbox is gone (its container died or its agent stopped answering), so
+    what needs it (scoring that reads the sandbox) cannot run; retrying will not help."""
 
 
 class CommandNotRunError(RuntimeServiceError):
     """The sandbox is alive but could not run a command (e.g. it is out of processes)."""
 
 
-class SandboxTimeoutError(RuntimeServiceError, TimeoutError):
-    """The caller's deadline passed before a sandbox operation finished."""
+class DeadlineExceededError(RuntimeServiceError, TimeoutError):
+    """A deadline passed before the work finished (e.g. an environment's slow load)."""
 
     kind = ErrorKind.DEADLINE_EXCEEDED
+
+
+class SandboxTimeoutError(DeadlineExceededError):
+    """The caller's deadline passed before a sandbox operation finished."""
 
 
 class EnvironmentHookError(RuntimeServiceError):

@@ -21,7 +21,6 @@ from runtime.client.models import (
     EpisodeLimitsRequest,
     EpisodeStart,
     Reward,
-    Scored,
     StepOutput,
     ToolSpec,
     Trajectory,
@@ -283,35 +282,38 @@ def turn_from_pb(turn: pb.Turn) -> TurnRecord:
         done=turn.done,
         truncated=turn.truncated,
         duration_s=turn.duration_seconds,
+        text_replaced=turn.text_replaced,
     )
 
 
-def trajectory_from_pb(trajectory: pb.Trajectory) -> Trajectory:
-    """An episode's record; a set ``submission_json`` means the model submitted."""
-    submitted = trajectory.HasField("submission_json")
+def trajectory_from_pb(*pages: pb.Trajectory) -> Trajectory:
+    """An episode's record from its pages, in order: the state is the last page's, the turns
+    are every page's, and the message list is rebuilt whole (the opening messages, then each
+    turn's action message and observations), as the in-process client gives it."""
+    first, last = pages[0], pages[-1]
+    submitted = last.HasField("submission_json")
+    turns = [turn_from_pb(t) for page in pages for t in page.turns]
+    messages = [message_from_pb(m) for m in first.messages]
+    for turn in turns:
+        if turn.message is not None:
+            messages.append(turn.message)
+        messages.extend(turn.observations)
     return Trajectory(
-        episode_id=trajectory.episode_id,
-        environment_id=trajectory.environment_id,
-        example_index=(trajectory.example_index if trajectory.HasField("example_index") else None),
-        messages=[message_from_pb(m) for m in trajectory.messages],
-        turns=[turn_from_pb(t) for t in trajectory.turns],
-        status=trajectory.status,
-        done=trajectory.done,
-        truncated=trajectory.truncated,
-        max_episode_turns=trajectory.max_episode_turns,
-        error=trajectory.error or None,
-        reward=reward_from_pb(trajectory.reward) if trajectory.HasField("reward") else None,
-        submission=_json(trajectory.submission_json) if submitted else None,
+        episode_id=last.episode_id,
+        environment_id=last.environment_id,
+        example_index=(last.example_index if last.HasField("example_index") else None),
+        messages=messages,
+        turns=turns,
+        status=last.status,
+        done=last.done,
+        truncated=last.truncated,
+        max_episode_turns=last.max_episode_turns,
+        error=last.error or None,
+        reward=reward_from_pb(last.reward) if last.HasField("reward") else None,
+        submission=_json(last.submission_json) if submitted else None,
         submitted=submitted,
         final_response_text=(
-            trajectory.final_response_text if trajectory.HasField("final_response_text") else None
+            last.final_response_text if last.HasField("final_response_text") else None
         ),
-    )
-
-
-def scored_from_pb(response: pb.ScoreEpisodeResponse) -> Scored:
-    """ScoreEpisode's answer."""
-    return Scored(
-        reward=reward_from_pb(response.reward),
-        trajectory=trajectory_from_pb(response.trajectory),
+        text_replaced=any(page.text_replaced for page in pages),
     )

@@ -146,6 +146,8 @@ class GrpcClient(EpisodeClient):
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
+        # Trajectory pages are asked for a little under what this client can receive.
+        self._max_message_bytes = max(1024, max_message_bytes - 1024)
         options: dict[str, Any] = {
             "grpc.max_send_message_length": max_message_bytes,
             "grpc.max_receive_message_length": max_message_bytes,
@@ -253,15 +255,27 @@ class GrpcClient(EpisodeClient):
         return convert.decoding(lambda: convert.step_from_pb(response), "StepEpisode response")
 
     async def score_episode(self, episode_id: str, *, timeout_s: float | None = None) -> Scored:
-        """Score what the episode holds; the trajectory is kept."""
+        """Score what the episode holds; the trajectory is kept and returned whole (the first
+        page comes with the reward, the rest through GetTrajectory pages)."""
         response = await self._call(
             "ScoreEpisode",
-            pb.ScoreEpisodeRequest(episode_id=episode_id),
+            pb.ScoreEpisodeRequest(
+                episode_id=episode_id,
+                include_trajectory=True,
+                max_page_bytes=self._max_message_bytes,
+            ),
             pb.ScoreEpisodeResponse,
             Retry.UNAVAILABLE,
             timeout_s or self.step_timeout_s,
         )
-        return convert.decoding(lambda: convert.scored_from_pb(response), "ScoreEpisode response")
+        pages = await self._rest_of_trajectory(episode_id, response.trajectory)
+        return convert.decoding(
+            lambda: Scored(
+                reward=convert.reward_from_pb(response.reward),
+                trajectory=convert.trajectory_from_pb(*pages),
+            ),
+            "ScoreEpisode response",
+        )
 
     async def score_episodes(
         self, episode_ids: Sequence[str], *, timeout_s: float | None = None
@@ -280,16 +294,37 @@ class GrpcClient(EpisodeClient):
         )
 
     async def get_trajectory(self, episode_id: str) -> Trajectory:
-        """The episode's record."""
+        """The episode's whole record, gathered page by page."""
+        first = await self._trajectory_page(episode_id, "")
+        pages = await self._rest_of_trajectory(episode_id, first)
+        return convert.decoding(
+            lambda: convert.trajectory_from_pb(*pages), "GetTrajectory response"
+        )
+
+    async def _trajectory_page(self, episode_id: str, token: str) -> pb.Trajectory:
         response = await self._call(
             "GetTrajectory",
-            pb.GetTrajectoryRequest(episode_id=episode_id),
+            pb.GetTrajectoryRequest(
+                episode_id=episode_id, page_token=token, max_page_bytes=self._max_message_bytes
+            ),
             pb.GetTrajectoryResponse,
             Retry.READ,
         )
-        return convert.decoding(
-            lambda: convert.trajectory_from_pb(response.trajectory), "GetTrajectory response"
-        )
+        return response.trajectory
+
+    async def _rest_of_trajectory(
+        self, episode_id: str, first: pb.Trajectory
+    ) -> list[pb.Trajectory]:
+        """``first`` and every page after it."""
+        pages = [first]
+        seen: set[str] = set()
+        while pages[-1].next_page_token:
+            token = pages[-1].next_page_token
+            if token in seen:
+                raise RuntimeServiceError(f"the server repeated the trajectory page {token!r}")
+            seen.add(token)
+            pages.append(await self._trajectory_page(episode_id, token))
+        return pages
 
     async def close_episode(self, episode_id: str) -> bool:
         """Free the episode and its sandbox; False if it was already closed.

@@ -23,9 +23,10 @@ from runtime.client.models import (
     Trajectory,
     TurnRecord,
 )
-from runtime.env.types import Action, Episode, RewardResult, Turn
+from runtime.env.types import Action, RewardResult, Turn
 from runtime.episodes.engine import EpisodeEngine, ExampleRef
 from runtime.episodes.limits import EngineLimits, EpisodeLimits
+from runtime.episodes.record import EpisodeRecord
 from runtime.episodes.registry import EnvironmentInfo, EnvironmentRegistry
 from runtime.sandbox.backend import SandboxBackend
 from runtime.sandbox.docker_backend import DockerBackend
@@ -76,7 +77,7 @@ def _reward(result: RewardResult) -> Reward:
     )
 
 
-def _turn(turn: Turn) -> TurnRecord:
+def _turn(turn: Turn, text_replaced: bool) -> TurnRecord:
     return TurnRecord(
         number=turn.number,
         message=turn.action.message,
@@ -89,16 +90,19 @@ def _turn(turn: Turn) -> TurnRecord:
         done=turn.done,
         truncated=turn.truncated,
         duration_s=turn.duration_s,
+        text_replaced=text_replaced,
     )
 
 
-def _trajectory(episode: Episode) -> Trajectory:
+def _trajectory(record: EpisodeRecord) -> Trajectory:
+    """The whole record: in process there is no message limit, so no pages."""
+    episode = record.episode
     return Trajectory(
         episode_id=episode.id,
         environment_id=episode.environment_id,
         example_index=episode.example.index,
         messages=list(episode.messages),
-        turns=[_turn(t) for t in episode.turns],
+        turns=[_turn(t, t.number in record.replaced_turns) for t in episode.turns],
         status=episode.status,
         done=episode.done,
         truncated=episode.truncated,
@@ -108,6 +112,7 @@ def _trajectory(episode: Episode) -> Trajectory:
         submission=episode.submission,
         submitted=episode.submitted,
         final_response_text=episode.final_response_text,
+        text_replaced=record.text_replaced,
     )
 
 
@@ -137,13 +142,13 @@ class InProcessClient(EpisodeClient):
 
     async def list_environments(self) -> list[EnvironmentDescription]:
         """Every environment offered."""
-        return [_description(info) for info in self.engine.list_environments()]
+        return [_description(info) for info in await self.engine.list_environments()]
 
     async def describe_environment(
         self, environment_id: str, params: Mapping[str, Any] | None = None
     ) -> EnvironmentDescription:
         """One environment, loaded with ``params``."""
-        return _description(self.engine.describe_environment(environment_id, params))
+        return _description(await self.engine.describe_environment(environment_id, params))
 
     async def start_episode(
         self,
@@ -203,8 +208,10 @@ class InProcessClient(EpisodeClient):
 
     async def score_episode(self, episode_id: str) -> Scored:
         """Score the episode on the local engine."""
-        reward, episode = await self.engine.score_episode(episode_id)
-        return Scored(reward=_reward(reward), trajectory=_trajectory(episode))
+        reward, _ = await self.engine.score_episode(episode_id)
+        return Scored(
+            reward=_reward(reward), trajectory=_trajectory(self.engine.record(episode_id))
+        )
 
     async def score_episodes(self, episode_ids: Sequence[str]) -> list[Reward]:
         """Score a GRPO group on the local engine."""
@@ -212,7 +219,7 @@ class InProcessClient(EpisodeClient):
 
     async def get_trajectory(self, episode_id: str) -> Trajectory:
         """The episode's record."""
-        return _trajectory(self.engine.get_trajectory(episode_id))
+        return _trajectory(self.engine.record(episode_id))
 
     async def close_episode(self, episode_id: str) -> bool:
         """Close the episode and remove its sandbox."""
@@ -223,3 +230,4 @@ class InProcessClient(EpisodeClient):
         if self._owns_engine:
             await self.engine.close()
             await self.engine.backend.close()
+            self.engine.registry.close()

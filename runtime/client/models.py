@@ -112,10 +112,12 @@ class TurnRecord(_Model):
     done: bool = False
     truncated: bool = False
     duration_s: float = 0.0
+    text_replaced: bool = False
+    """Some text of this turn held lone surrogates and is kept with U+FFFD in their place."""
 
 
 class Trajectory(_Model):
-    """An episode's full record."""
+    """An episode's full record (a gRPC client gathers every page of it)."""
 
     episode_id: str
     environment_id: str
@@ -131,6 +133,8 @@ class Trajectory(_Model):
     submission: Any = None
     submitted: bool = False
     final_response_text: str | None = None
+    text_replaced: bool = False
+    """Some text of the record held lone surrogates and is kept with U+FFFD in their place."""
 
 
 class Scored(_Model):

@@ -15,7 +15,7 @@ import random
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,7 +31,15 @@ from runtime.env.types import (
     Turn,
 )
 from runtime.episodes.limits import EngineLimits, EpisodeLimits, check_sandbox
+from runtime.episodes.record import (
+    EpisodeRecord,
+    RecordMeter,
+    action_bytes,
+    fit_observations,
+    message_bytes,
+)
 from runtime.episodes.registry import EnvironmentInfo, EnvironmentRegistry
+from runtime.episodes.text import Scrubber
 from runtime.errors import (
     EnvironmentHookError,
     FailedPreconditionError,
@@ -39,6 +47,8 @@ from runtime.errors import (
     NotFoundError,
     ResourceExhaustedError,
     RuntimeServiceError,
+    SandboxError,
+    SandboxLostError,
     UnavailableError,
 )
 from runtime.sandbox.backend import Sandbox, SandboxBackend
@@ -79,14 +89,22 @@ class StepOutcome:
     replayed: bool = False
 
 
+class HookAbortedError(EnvironmentHookError):
+    """An environment hook raised a `BaseException` that is not an `Exception` (`SystemExit`,
+    `KeyboardInterrupt`, `GeneratorExit`): the call fails, the episode is marked errored."""
+
+
 @dataclass
 class _Live:
     episode: Episode
     env: Environment
     ctx: EpisodeContext
+    meter: RecordMeter = field(default_factory=RecordMeter)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_active: float = field(default_factory=time.monotonic)
     created: float = field(default_factory=time.monotonic)
+    sandbox_lost: str | None = None
+    """Why the episode's sandbox is gone, once it is (a tool call or a hook found it dead)."""
 
 
 class EpisodeEngine:
@@ -101,6 +119,11 @@ class EpisodeEngine:
         self.registry = registry
         self.backend = backend
         self.limits = limits or EngineLimits()
+        registry.configure_loads(
+            timeout_s=self.limits.env_load_timeout_s,
+            max_loaded=self.limits.max_loaded_environments,
+            max_parallel=self.limits.max_parallel_env_loads,
+        )
         self._live: dict[str, _Live] = {}
         self._closed: OrderedDict[str, str] = OrderedDict()
         self._starting = 0
@@ -112,15 +135,18 @@ class EpisodeEngine:
         """Episodes currently held (started and not closed)."""
         return len(self._live)
 
-    def list_environments(self) -> list[EnvironmentInfo]:
+    async def list_environments(self) -> list[EnvironmentInfo]:
         """Every environment offered, described."""
-        return [self.describe_environment(env_id) for env_id in self.registry.ids]
+        return [await self.describe_environment(env_id) for env_id in self.registry.ids]
 
-    def describe_environment(
+    async def describe_environment(
         self, env_id: str, params: Mapping[str, Any] | None = None
     ) -> EnvironmentInfo:
-        """One environment's tools, prompt, turn limit (within the engine's cap), dataset size."""
-        info = self.registry.describe(env_id, params)
+        """One environment's tools, prompt, turn limit (within the engine's cap), dataset size.
+        Loading it with new params runs off the event loop (see `EnvironmentRegistry.load`)."""
+        params = Scrubber().value(dict(params)) if params is not None else None
+        env = await self.registry.load(env_id, params)
+        info = self._hooked_sync(env, "describe", lambda: self.registry.info(env_id, env))
         return dataclasses.replace(info, max_turns=min(info.max_turns, self.limits.max_turns))
 
     async def start_episode(
@@ -137,21 +163,33 @@ class EpisodeEngine:
             raise UnavailableError("the server is shutting down and takes no new episodes")
         limits = limits or EpisodeLimits()
         limits.check(self.limits)
-        env = self.registry.get(env_id, params)
-        task = self._pick_example(env, example or ExampleRef(), seed)
+        # Client-written text may hold lone surrogates: kept as U+FFFD, and the record says so.
+        scrub = Scrubber()
+        params = scrub.value(dict(params)) if params is not None else None
+        example = example or ExampleRef()
+        if example.inline is not None:
+            example = ExampleRef(index=example.index, inline=scrub.value(dict(example.inline)))
         if self.live_count + self._starting >= self.limits.max_live_episodes:
             raise ResourceExhaustedError(
                 f"the server holds its maximum of {self.limits.max_live_episodes} live "
                 "episodes; close finished episodes or retry later"
             )
+        # The slot is held from here, through a slow load, until the episode exists or fails.
         self._starting += 1
         try:
-            return await self._start(env, task, seed, limits)
+            env = await self.registry.load(env_id, params)
+            task = self._pick_example(env, example, seed)
+            return await self._start(env, task, seed, limits, scrub)
         finally:
             self._starting -= 1
 
     async def _start(
-        self, env: Environment, task: TaskExample, seed: int | None, limits: EpisodeLimits
+        self,
+        env: Environment,
+        task: TaskExample,
+        seed: int | None,
+        limits: EpisodeLimits,
+        scrub: Scrubber,
     ) -> StartedEpisode:
         episode_id = "ep_" + secrets.token_urlsafe(18)
         spec = check_sandbox(env.sandbox, self.limits, env.id) if env.sandbox else None
@@ -184,8 +222,15 @@ class EpisodeEngine:
             max_turns = min(max_turns, limits.max_turns or max_turns, self.limits.max_turns)
             ctx.max_turns = max_turns
             messages = await self._hook(env, "start_episode", env.start_episode(task, ctx))
-            opening = _checked_messages(env, "start_episode", messages)
+            opening = scrub.messages(_checked_messages(env, "start_episode", messages))
+            size = sum(message_bytes(m) for m in opening)
+            if size > self.limits.max_episode_bytes:
+                raise ResourceExhaustedError(
+                    f"the opening messages hold {size} bytes; an episode's record may hold "
+                    f"at most {self.limits.max_episode_bytes} (server setting max_episode_bytes)"
+                )
         except BaseException:
+            # Whatever failed (a hook, the caps, a cancellation), nothing of it is left.
             if sandbox is not None:
                 await _quietly(sandbox.close())
             raise
@@ -197,7 +242,8 @@ class EpisodeEngine:
             messages=list(opening),
             seed=seed,
         )
-        self._live[episode_id] = _Live(episode=episode, env=env, ctx=ctx)
+        meter = RecordMeter(size=size, text_replaced=scrub.replaced)
+        self._live[episode_id] = _Live(episode=episode, env=env, ctx=ctx, meter=meter)
         return StartedEpisode(
             episode_id=episode_id,
             messages=opening,
@@ -235,15 +281,29 @@ class EpisodeEngine:
                     f"turn {expected_turn} was requested but the next turn of episode "
                     f"{episode_id} is {played + 1}"
                 )
-            action = self._normalise_action(live.env, action)
-            turn = await self._play(live, action, played + 1, deadline)
+            scrub = Scrubber()
+            action = self._normalise_action(live.env, action, scrub)
+            size = action_bytes(action)
+            if size > self.limits.max_action_bytes:
+                raise InvalidArgumentError(
+                    f"the action holds {size} bytes; at most {self.limits.max_action_bytes} are "
+                    "accepted per turn (server setting max_action_bytes)"
+                )
+            turn = await self._play(live, action, played + 1, deadline, scrub)
             live.last_active = time.monotonic()
             return StepOutcome(turn=turn)
 
-    def _normalise_action(self, env: Environment, action: Action) -> Action:
-        message = action.message
-        if action.raw_text is not None and not message.tool_calls and not message.content:
-            message = env.parse_action(action.raw_text)
+    def _normalise_action(self, env: Environment, action: Action, scrub: Scrubber) -> Action:
+        raw_text = scrub.optional(action.raw_text)
+        message = scrub.message(action.message)
+        if raw_text is not None and not message.tool_calls and not message.content:
+            message = self._hooked_sync(env, "parse_action", lambda: env.parse_action(raw_text))
+            if not isinstance(message, Message):
+                raise EnvironmentHookError(
+                    f"environment {env.id!r}: its action parser returned "
+                    f"{type(message).__name__}, not a Message"
+                )
+            message = scrub.message(message)
         if message.role != "assistant":
             raise InvalidArgumentError(
                 f"an action must be an assistant message, not {message.role!r}"
@@ -264,13 +324,15 @@ class EpisodeEngine:
         message = message.model_copy(update={"tool_calls": calls})
         return Action(
             message=message,
-            raw_text=action.raw_text,
+            raw_text=raw_text,
             token_ids=list(action.token_ids),
             logprobs=list(action.logprobs),
-            metadata=dict(action.metadata),
+            metadata=scrub.value(dict(action.metadata)),
         )
 
-    async def _play(self, live: _Live, action: Action, number: int, deadline: float | None) -> Turn:
+    async def _play(
+        self, live: _Live, action: Action, number: int, deadline: float | None, scrub: Scrubber
+    ) -> Turn:
         episode, env, ctx = live.episode, live.env, live.ctx
         started = time.monotonic()
         ctx.deadline = deadline
@@ -291,11 +353,19 @@ class EpisodeEngine:
         except EnvironmentHookError as exc:
             await self._fail(live, str(exc))
             raise
+        except SandboxError as exc:
+            raise await self._lost(live, exc, "the turn cannot be played") from exc
         if not isinstance(result, StepResult):
             message = f"environment {env.id!r}: step_episode returned {type(result).__name__}"
             await self._fail(live, message)
             raise EnvironmentHookError(message)
-        observations = list(result.messages)
+        try:
+            observations = scrub.messages(
+                _checked_messages(env, "step_episode", list(result.messages))
+            )
+        except EnvironmentHookError as exc:
+            await self._fail(live, str(exc))
+            raise
         records = list(result.calls)
         for call in calls[cap:]:
             observations.append(
@@ -307,9 +377,25 @@ class EpisodeEngine:
                 )
             )
             records.append(CallRecord(call.id, call.name, None, 0.0, False, False, "skipped"))
+        # The record is bounded: this turn's observations get what the turn and episode caps
+        # leave after the action; a turn that fills the episode's record ends the episode.
+        meter, caps = live.meter, self.limits
+        size = action_bytes(action)
+        left = caps.max_episode_bytes - meter.size - size
+        budget = max(0, min(caps.max_turn_observation_bytes, left))
+        why = "" if budget == caps.max_turn_observation_bytes else "; the episode's record is full"
+        fitted = fit_observations(observations, records, budget, why=why)
+        observations, records = fitted.messages, fitted.calls
+        record_full = (fitted.cut and budget < caps.max_turn_observation_bytes) or left <= 0
+        meter.size += size + fitted.size
         sandbox_failed = any(r.error == "sandbox_error" for r in records)
         done = bool(result.done) or sandbox_failed
-        truncated = not done and number >= episode.max_turns
+        truncated = not done and (number >= episode.max_turns or record_full)
+        metadata = scrub.value(dict(result.metadata))
+        final_text = scrub.optional(result.final_response_text)
+        submission = scrub.value(ctx.submission)
+        if scrub.replaced:
+            meter.replaced_turns.add(number)
         turn = Turn(
             number=number,
             action=action,
@@ -318,13 +404,14 @@ class EpisodeEngine:
             done=done or truncated,
             truncated=truncated,
             duration_s=time.monotonic() - started,
-            metadata=dict(result.metadata),
+            metadata=metadata,
         )
+        # Each observation is held once: the turn and the message list share the objects.
         episode.turns.append(turn)
         episode.messages.extend([action.message, *observations])
-        if result.final_response_text is not None:
-            episode.final_response_text = result.final_response_text
-        episode.submission, episode.submitted = ctx.submission, ctx.submitted
+        if final_text is not None:
+            episode.final_response_text = final_text
+        episode.submission, episode.submitted = submission, ctx.submitted
         if sandbox_failed:
             # A dead sandbox is removed at once; the record stays until CloseEpisode.
             if ctx.sandbox is not None:
@@ -339,24 +426,66 @@ class EpisodeEngine:
                 ),
                 "the sandbox failed",
             )
+            live.sandbox_lost = episode.error
         elif truncated:
             episode.done, episode.truncated, episode.status = True, True, "truncated"
+            if record_full and number < episode.max_turns:
+                episode.error = (
+                    f"the episode's record reached its cap of {caps.max_episode_bytes} bytes "
+                    "(server setting max_episode_bytes)"
+                )
         elif done:
             episode.done, episode.status = True, "done"
         return turn
 
     async def score_episode(self, episode_id: str) -> tuple[RewardResult, Episode]:
-        """Score what the episode holds so far; the trajectory is kept."""
+        """Score what the episode holds so far; the trajectory is kept.
+
+        A lost sandbox (dead container, broken agent channel) that the scoring needed is
+        `SandboxLostError` (FAILED_PRECONDITION), never UNAVAILABLE: retrying cannot help.
+        """
         live = self._get(episode_id)
         async with live.lock:
-            reward = await self._hook(
-                live.env,
+            reward = await self._scored(
+                [live],
                 "score_episode",
                 live.env.score_episode(live.episode.example, live.episode, live.ctx),
             )
-            reward = _checked_reward(live.env, reward)
-            live.episode.reward = reward
-            return reward, live.episode
+            checked = self._checked_reward(live, reward)
+            live.episode.reward = checked
+            return checked, live.episode
+
+    async def _scored(self, group: list[_Live], hook: str, call: Awaitable[T]) -> T:
+        """Run a scoring hook of ``group``'s environment, mapping its failures for the group."""
+        env = group[0].env
+        try:
+            return await self._hook(env, hook, call)
+        except SandboxError as exc:
+            for live in group[1:]:
+                await self._fail(live, f"scored with a group whose sandbox was lost: {exc}")
+            raise await self._lost(group[0], exc, "it cannot be scored") from exc
+        except HookAbortedError as exc:
+            for live in group:
+                await self._fail(live, str(exc))
+            raise
+        except EnvironmentHookError as exc:
+            lost = next((live for live in group if live.sandbox_lost is not None), None)
+            if lost is not None:
+                raise SandboxLostError(
+                    f"episode {lost.episode.id} cannot be scored: its sandbox was lost "
+                    f"({lost.sandbox_lost}); the scoring failed without it ({exc})"
+                ) from exc
+            raise
+
+    async def _lost(self, live: _Live, exc: SandboxError, what: str) -> SandboxLostError:
+        """Record that ``live``'s sandbox is gone (episode errored, sandbox removed)."""
+        reason = Scrubber().text(str(exc))
+        if live.sandbox_lost is None:
+            live.sandbox_lost = reason
+        await self._fail(live, f"the sandbox was lost: {reason}")
+        return SandboxLostError(
+            f"episode {live.episode.id}: {what}: its sandbox was lost ({reason})"
+        )
 
     async def score_episodes(self, episode_ids: Sequence[str]) -> list[RewardResult]:
         """Score a GRPO group: episodes of one example of one environment, together."""
@@ -375,8 +504,8 @@ class EpisodeEngine:
         async with contextlib.AsyncExitStack() as stack:
             for live in sorted(group, key=lambda item: item.episode.id):
                 await stack.enter_async_context(live.lock)
-            rewards = await self._hook(
-                first.env,
+            rewards = await self._scored(
+                group,
                 "score_episodes",
                 first.env.score_episodes(
                     first.episode.example,
@@ -389,7 +518,7 @@ class EpisodeEngine:
                     f"environment {first.env.id!r}: score_episodes must return one "
                     f"RewardResult per episode ({len(group)})"
                 )
-            checked = [_checked_reward(first.env, reward) for reward in rewards]
+            checked = [self._checked_reward(first, reward) for reward in rewards]
             for live, reward in zip(group, checked, strict=True):
                 live.episode.reward = reward
             return checked
@@ -397,6 +526,15 @@ class EpisodeEngine:
     def get_trajectory(self, episode_id: str) -> Episode:
         """The episode's record so far."""
         return self._get(episode_id).episode
+
+    def record(self, episode_id: str) -> EpisodeRecord:
+        """The episode's record so far, with what the record says about its text."""
+        live = self._get(episode_id)
+        return EpisodeRecord(
+            episode=live.episode,
+            text_replaced=live.meter.text_replaced or bool(live.meter.replaced_turns),
+            replaced_turns=frozenset(live.meter.replaced_turns),
+        )
 
     async def close_episode(self, episode_id: str, *, reason: str = "closed") -> bool:
         """Remove the episode and its sandbox. Idempotent: True if this call closed it."""
@@ -497,24 +635,69 @@ class EpisodeEngine:
     async def _fail(self, live: _Live, message: str) -> None:
         live.episode.done = True
         live.episode.status = "errored"
-        live.episode.error = message
+        live.episode.error = Scrubber().text(message)
         if live.ctx.sandbox is not None:
             await _quietly(live.ctx.sandbox.close())
             live.ctx.sandbox = None
 
     @staticmethod
     async def _hook(env: Environment, name: str, call: Awaitable[T]) -> T:
+        """Await an environment hook; whatever it raises but our own errors and a real
+        cancellation becomes `EnvironmentHookError` (INTERNAL), `SystemExit` included."""
         try:
             return await call
         except RuntimeServiceError:
             raise
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("environment %r: %s raised", env.id, name)
             raise EnvironmentHookError(
                 f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
             ) from exc
+        except BaseException as exc:
+            # SystemExit, KeyboardInterrupt, GeneratorExit from environment code: the call
+            # fails, the server goes on. (A real Ctrl-C reaches the server as a signal.)
+            log.error("environment %r: %s raised %s", env.id, name, type(exc).__name__)
+            raise HookAbortedError(
+                f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
+            ) from None
+
+    @staticmethod
+    def _hooked_sync(env: Environment, name: str, call: Callable[[], T]) -> T:
+        """`_hook` for synchronous environment code (action parsers, descriptions)."""
+        try:
+            return call()
+        except RuntimeServiceError:
+            raise
+        except Exception as exc:
+            log.exception("environment %r: %s raised", env.id, name)
+            raise EnvironmentHookError(
+                f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
+            ) from exc
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            log.error("environment %r: %s raised %s", env.id, name, type(exc).__name__)
+            raise HookAbortedError(
+                f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _checked_reward(self, live: _Live, reward: Any) -> RewardResult:
+        """The reward after the checks, its text scrubbed (the record flags a replacement)."""
+        checked = _checked_reward(live.env, reward)
+        scrub = Scrubber()
+        fixed = checked.model_copy(
+            update={
+                "reason": scrub.text(checked.reason),
+                "metadata": scrub.value(checked.metadata),
+                "components": scrub.value(checked.components),
+            }
+        )
+        if scrub.replaced:
+            live.meter.text_replaced = True
+            return fixed
+        return checked
 
 
 async def _ready(fn: Any, *args: Any) -> Any:

@@ -30,6 +30,25 @@ class EngineLimits:
     max_sandbox_pids: int = 4096
     closed_memory: int = 10_000
     """How many closed episode ids are remembered, to tell 'closed' from 'never existed'."""
+    max_action_bytes: int = 2 * 1024 * 1024
+    """Largest action a step may carry (its message text, raw text, token ids at 10 bytes and
+    logprobs at 8 bytes each, metadata JSON); a larger one is refused with INVALID_ARGUMENT."""
+    max_turn_observation_bytes: int = 1024 * 1024
+    """Bytes of text one turn's observations may hold together; beyond it they are cut (short
+    ones kept whole, the rest shared evenly) and each cut one is marked."""
+    max_episode_bytes: int = 16 * 1024 * 1024
+    """Bytes of text an episode's record may hold (opening messages, actions, observations);
+    the turn that reaches it is cut to fit and ends the episode as truncated. A record may
+    exceed it by at most one action."""
+    env_load_timeout_s: float = 60.0
+    """Deadline of one `load_environment(**params)` (it runs on a worker thread, never on the
+    event loop); past it the request fails with DEADLINE_EXCEEDED."""
+    max_loaded_environments: int = 128
+    """Distinct (environment, params) sets kept loaded; beyond it the least recently used
+    non-default one is evicted (and loaded again when next asked for)."""
+    max_parallel_env_loads: int = 2
+    """Environment loads running at once (threads); beyond it RESOURCE_EXHAUSTED. A load past
+    its deadline keeps its thread until it returns, so it still counts."""
 
 
 def check_sandbox(spec: SandboxSpec, caps: EngineLimits, env_id: str) -> SandboxSpec:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.env.environment import Environment
 from runtime.env.loader import load_environment
-from runtime.errors import EnvironmentHookError, InvalidArgumentError, NotFoundError
+from runtime.errors import (
+    DeadlineExceededError,
+    EnvironmentHookError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    RuntimeServiceError,
+)
 
 log = logging.getLogger(__name__)
 RELOAD_CHECK_S = 1.0
@@ -45,7 +55,8 @@ def _stamp(env: Environment) -> float:
 
 
 MAX_LOADED = 128
-"""Environments kept loaded with non-default params; the least recently used go first."""
+"""Default bound on environments kept loaded with non-default params (LRU beyond it)."""
+Key = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -64,12 +75,23 @@ class EnvironmentRegistry:
     """Maps environment ids to references, and (id, params) to loaded environments."""
 
     def __init__(
-        self, refs: Sequence[str], search_dirs: Sequence[Path] = (), *, reload: bool = False
+        self,
+        refs: Sequence[str],
+        search_dirs: Sequence[Path] = (),
+        *,
+        reload: bool = False,
     ) -> None:
         self._search_dirs = [Path(d) for d in search_dirs]
         self._reload = reload
+        self._load_timeout_s = 60.0
+        self._max_loaded = MAX_LOADED
+        self._max_parallel_loads = 2
+        self._executor: ThreadPoolExecutor | None = None
+        self._running = 0
+        self._running_lock = threading.Lock()
+        self._inflight: dict[Key, asyncio.Task[Environment]] = {}
         self._refs: dict[str, str] = {}
-        self._loaded: OrderedDict[tuple[str, str], Environment] = OrderedDict()
+        self._loaded: OrderedDict[Key, Environment] = OrderedDict()
         self._stamps: dict[str, float] = {}
         self._checked: dict[str, float] = {}
         for ref in refs:
@@ -86,31 +108,128 @@ class EnvironmentRegistry:
         """Ids of every environment offered."""
         return sorted(self._refs)
 
+    def configure_loads(self, *, timeout_s: float, max_loaded: int, max_parallel: int) -> None:
+        """Set the load deadline, the bound on loaded param sets, and the load threads (the
+        engine does, from its limits)."""
+        self._load_timeout_s = timeout_s
+        self._max_loaded = max_loaded
+        self._max_parallel_loads = max_parallel
+
     def get(self, env_id: str, params: Mapping[str, Any] | None = None) -> Environment:
-        """The environment ``env_id`` loaded with ``params``; loaded on first use."""
+        """The environment ``env_id`` loaded with ``params``; loaded on first use, on this
+        thread (for command-line tools; a server uses `load`)."""
+        key = self._key(env_id, params)
+        env = self._cached(key)
+        if env is None:
+            env = self._build(key, params)
+            self._keep(key, env)
+        return env
+
+    async def load(self, env_id: str, params: Mapping[str, Any] | None = None) -> Environment:
+        """The environment ``env_id`` loaded with ``params``, loading it on a worker thread when
+        it is not loaded yet, so a slow `load_environment` never holds up the event loop.
+
+        Raises `DeadlineExceededError` (DEADLINE_EXCEEDED) past the load deadline and
+        `ResourceExhaustedError` when the load threads are all busy. Concurrent requests for the
+        same params share one load.
+        """
+        key = self._key(env_id, params)
+        env = self._cached(key)
+        if env is not None:
+            return env
+        task = self._inflight.get(key)
+        if task is None:
+            with self._running_lock:
+                if self._running >= self._max_parallel_loads:
+                    raise ResourceExhaustedError(
+                        f"{self._running} environment loads are running, the most this server "
+                        "runs at once; retry later or use params already loaded"
+                    )
+                self._running += 1
+            task = asyncio.create_task(self._load_off_loop(key, dict(params or {})))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._load_done(key, done))
+        # Shielded: a caller that gives up does not cancel the load others wait for.
+        return await asyncio.shield(task)
+
+    async def _load_off_loop(self, key: Key, params: dict[str, Any]) -> Environment:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._max_parallel_loads, thread_name_prefix="env-load"
+            )
+        job: Future[Environment] = self._executor.submit(self._build_in_thread, key, params)
+        job.add_done_callback(self._load_finished)
+        try:
+            env = await asyncio.wait_for(asyncio.wrap_future(job), self._load_timeout_s)
+        except TimeoutError:
+            raise DeadlineExceededError(
+                f"environment {key[0]!r} did not load within {self._load_timeout_s:g} s with "
+                "these params (load_environment is still running on the server)"
+            ) from None
+        self._keep(key, env)
+        return env
+
+    def _load_done(self, key: Key, task: asyncio.Task[Environment]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have given up already
+
+    def _load_finished(self, _: Future[Environment]) -> None:
+        with self._running_lock:
+            self._running -= 1
+
+    def _build_in_thread(self, key: Key, params: dict[str, Any]) -> Environment:
+        """Load on a worker thread; anything the environment's code raises, `SystemExit` and
+        `KeyboardInterrupt` included (signals never reach this thread), is its bug."""
+        try:
+            env = self._build(key, params)
+            with contextlib.suppress(Exception):
+                env.examples  # noqa: B018  (warm the dataset here, not on the event loop)
+            return env
+        except RuntimeServiceError:
+            raise
+        except BaseException as exc:
+            log.error("environment %r: loading raised %s", key[0], type(exc).__name__)
+            raise EnvironmentHookError(
+                f"environment {key[0]!r} failed in load_environment: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _build(self, key: Key, params: Mapping[str, Any] | None) -> Environment:
+        env = load_environment(self._refs[key[0]], params, search_dirs=self._search_dirs)
+        env.id = key[0]
+        return env
+
+    def _key(self, env_id: str, params: Mapping[str, Any] | None) -> Key:
         if env_id not in self._refs:
             offered = ", ".join(self.ids) or "none"
             raise NotFoundError(f"unknown environment {env_id!r}; this server offers: {offered}")
         try:
-            key = json.dumps(dict(params or {}), sort_keys=True, separators=(",", ":"))
+            return env_id, json.dumps(dict(params or {}), sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError(f"params must be JSON-serialisable: {exc}") from exc
+
+    def _cached(self, key: Key) -> Environment | None:
         if self._reload:
-            self._drop_if_edited(env_id)
-        env = self._loaded.get((env_id, key))
-        if env is None:
-            env = load_environment(self._refs[env_id], params, search_dirs=self._search_dirs)
-            env.id = env_id
-            self._loaded[(env_id, key)] = env
-            # Bounded: clients choose params, so the cache must not grow without limit.
-            while len(self._loaded) > MAX_LOADED:
-                oldest = next((k for k in self._loaded if k[1] != "{}"), None)
-                if oldest is None:
-                    break
-                del self._loaded[oldest]
-        else:
-            self._loaded.move_to_end((env_id, key))
+            self._drop_if_edited(key[0])
+        env = self._loaded.get(key)
+        if env is not None:
+            self._loaded.move_to_end(key)
         return env
+
+    def _keep(self, key: Key, env: Environment) -> None:
+        self._loaded[key] = env
+        self._loaded.move_to_end(key)
+        # Bounded: clients choose params, so the cache must not grow without limit.
+        while len(self._loaded) > self._max_loaded + len(self._refs):
+            oldest = next((k for k in self._loaded if k[1] != "{}"), None)
+            if oldest is None:
+                break
+            del self._loaded[oldest]
+
+    def close(self) -> None:
+        """Stop the load threads (a load still running finishes on its own)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _drop_if_edited(self, env_id: str) -> None:
         """Forget the loaded copies of an environment whose files changed (at most once a
@@ -130,8 +249,12 @@ class EnvironmentRegistry:
             self._stamps[env_id] = stamp
 
     def describe(self, env_id: str, params: Mapping[str, Any] | None = None) -> EnvironmentInfo:
-        """The public description of one environment."""
-        env = self.get(env_id, params)
+        """The public description of one environment (loaded on this thread if need be)."""
+        return self.info(env_id, self.get(env_id, params))
+
+    @staticmethod
+    def info(env_id: str, env: Environment) -> EnvironmentInfo:
+        """The public description of a loaded environment."""
         if (
             not isinstance(env.max_turns, int)
             or isinstance(env.max_turns, bool)

@@ -22,7 +22,6 @@ from runtime.server.auth import BearerTokenInterceptor
 from runtime.server.service import EpisodeService
 from runtime.server.settings import ServerSettings
 from runtime.v1 import runtime_pb2 as pb
-from runtime.v1 import runtime_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EpisodeService"].full_name
@@ -71,9 +70,7 @@ class RuntimeServer:
                 ("grpc.max_send_message_length", limit),
             ],
         )
-        pb_grpc.add_EpisodeServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            EpisodeService(self.engine), server
-        )
+        EpisodeService(self.engine, max_message_bytes=limit).add_to_server(server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -115,6 +112,7 @@ class RuntimeServer:
             await self._server.stop(grace)
         await self.engine.close()
         await self.pool.close()
+        self.registry.close()
         log.info("stopped; every sandbox removed")
 
     def _tls_credentials(self) -> grpc.ServerCredentials | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from runtime.env.types import Action, Episode, RewardResult, Turn
 from runtime.episodes.engine import ExampleRef
 from runtime.episodes.limits import EpisodeLimits
+from runtime.episodes.record import EpisodeRecord
 from runtime.episodes.registry import EnvironmentInfo
 from runtime.errors import InvalidArgumentError
 from runtime.tools.executor import CallRecord
@@ -22,6 +24,9 @@ from runtime.tools.messages import Message, ToolCall
 from runtime.v1 import runtime_pb2 as pb
 
 _ROLES = ("system", "user", "assistant", "tool")
+_PAGE_TOKEN = re.compile(r"^t([0-9]{1,9})$")
+ENVELOPE_BYTES = 64
+"""Room a page leaves for the response around it (field tags and lengths)."""
 
 
 def json_value(text: str, field: str, *, default: Any = None) -> Any:
@@ -211,30 +216,34 @@ def reward_to_pb(reward: RewardResult) -> pb.RewardResult:
     )
 
 
-def trajectory_to_pb(episode: Episode) -> pb.Trajectory:
-    """The episode's whole record as protobuf."""
+def turn_to_pb(turn: Turn, *, text_replaced: bool = False) -> pb.Turn:
+    """One recorded turn as protobuf."""
+    return pb.Turn(
+        number=turn.number,
+        action=action_to_pb(turn.action),
+        observations=[message_to_pb(m) for m in turn.observations],
+        calls=[call_to_pb(c) for c in turn.calls],
+        done=turn.done,
+        truncated=turn.truncated,
+        duration_seconds=turn.duration_s,
+        raw_text=turn.action.raw_text,
+        text_replaced=text_replaced,
+    )
+
+
+def _trajectory_header(record: EpisodeRecord) -> pb.Trajectory:
+    """Everything of a trajectory page but its turns and opening messages."""
+    episode = record.episode
     out = pb.Trajectory(
         episode_id=episode.id,
         environment_id=episode.environment_id,
-        messages=[message_to_pb(m) for m in episode.messages],
-        turns=[
-            pb.Turn(
-                number=t.number,
-                action=action_to_pb(t.action),
-                observations=[message_to_pb(m) for m in t.observations],
-                calls=[call_to_pb(c) for c in t.calls],
-                done=t.done,
-                truncated=t.truncated,
-                duration_seconds=t.duration_s,
-                raw_text=t.action.raw_text,
-            )
-            for t in episode.turns
-        ],
         status=episode.status,
         done=episode.done,
         truncated=episode.truncated,
         max_episode_turns=episode.max_turns,
         error=episode.error or "",
+        text_replaced=record.text_replaced,
+        turn_count=len(episode.turns),
     )
     if episode.example.index is not None:
         out.example_index = episode.example.index
@@ -245,3 +254,45 @@ def trajectory_to_pb(episode: Episode) -> pb.Trajectory:
     if episode.final_response_text is not None:
         out.final_response_text = episode.final_response_text
     return out
+
+
+def page_start(token: str) -> int:
+    """The index of the first turn a page token names ("" is the first page)."""
+    if not token:
+        return 0
+    match = _PAGE_TOKEN.match(token)
+    if match is None:
+        raise InvalidArgumentError(
+            "page_token is not a token this server gave (pass a trajectory's next_page_token)"
+        )
+    return int(match.group(1))
+
+
+def trajectory_page(record: EpisodeRecord, start: int, max_bytes: int) -> pb.Trajectory:
+    """The page of the record that begins at turn index ``start``: as many whole turns as fit
+    in ``max_bytes`` (at least one), and the token of the next page if turns are left."""
+    turns = record.episode.turns
+    if start > len(turns):
+        raise InvalidArgumentError(
+            f"page_token points past the {len(turns)} turns of episode {record.episode.id}"
+        )
+    out = _trajectory_header(record)
+    if start == 0:
+        out.messages.extend(message_to_pb(m) for m in _opening(record.episode))
+    size = out.ByteSize() + ENVELOPE_BYTES
+    for index in range(start, len(turns)):
+        turn = turns[index]
+        item = turn_to_pb(turn, text_replaced=turn.number in record.replaced_turns)
+        item_size = item.ByteSize() + 6  # its tag and length
+        if index > start and size + item_size > max_bytes:
+            out.next_page_token = f"t{index}"
+            break
+        out.turns.append(item)
+        size += item_size
+    return out
+
+
+def _opening(episode: Episode) -> list[Any]:
+    """The opening messages: what the message list holds before the first turn's action."""
+    played = sum(1 + len(t.observations) for t in episode.turns)
+    return episode.messages[: len(episode.messages) - played]

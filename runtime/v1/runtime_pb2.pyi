@@ -212,7 +212,7 @@ class RewardResult(_message.Message):
     def __init__(self, score: _Optional[float] = ..., threshold: _Optional[float] = ..., success: _Optional[bool] = ..., reason: _Optional[str] = ..., components: _Optional[_Mapping[str, float]] = ..., metadata_json: _Optional[str] = ...) -> None: ...
 
 class Turn(_message.Message):
-    __slots__ = ("number", "action", "observations", "calls", "done", "truncated", "duration_seconds", "raw_text")
+    __slots__ = ("number", "action", "observations", "calls", "done", "truncated", "duration_seconds", "raw_text", "text_replaced")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +221,7 @@ class Turn(_message.Message):
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RAW_TEXT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_REPLACED_FIELD_NUMBER: _ClassVar[int]
     number: int
     action: Action
     observations: _containers.RepeatedCompositeFieldContainer[Message]
@@ -229,10 +230,11 @@ class Turn(_message.Message):
     truncated: bool
     duration_seconds: float
     raw_text: str
-    def __init__(self, number: _Optional[int] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., observations: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., calls: _Optional[_Iterable[_Union[CallInfo, _Mapping]]] = ..., done: _Optional[bool] = ..., truncated: _Optional[bool] = ..., duration_seconds: _Optional[float] = ..., raw_text: _Optional[str] = ...) -> None: ...
+    text_replaced: bool
+    def __init__(self, number: _Optional[int] = ..., action: _Optional[_Union[Action, _Mapping]] = ..., observations: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., calls: _Optional[_Iterable[_Union[CallInfo, _Mapping]]] = ..., done: _Optional[bool] = ..., truncated: _Optional[bool] = ..., duration_seconds: _Optional[float] = ..., raw_text: _Optional[str] = ..., text_replaced: _Optional[bool] = ...) -> None: ...
 
 class Trajectory(_message.Message):
-    __slots__ = ("episode_id", "environment_id", "example_index", "messages", "turns", "status", "done", "truncated", "max_episode_turns", "error", "reward", "submission_json", "final_response_text")
+    __slots__ = ("episode_id", "environment_id", "example_index", "messages", "turns", "status", "done", "truncated", "max_episode_turns", "error", "reward", "submission_json", "final_response_text", "text_replaced", "next_page_token", "turn_count")
     EPISODE_ID_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXAMPLE_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +248,9 @@ class Trajectory(_message.Message):
     REWARD_FIELD_NUMBER: _ClassVar[int]
     SUBMISSION_JSON_FIELD_NUMBER: _ClassVar[int]
     FINAL_RESPONSE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_REPLACED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TURN_COUNT_FIELD_NUMBER: _ClassVar[int]
     episode_id: str
     environment_id: str
     example_index: int
@@ -259,13 +264,20 @@ class Trajectory(_message.Message):
     reward: RewardResult
     submission_json: str
     final_response_text: str
-    def __init__(self, episode_id: _Optional[str] = ..., environment_id: _Optional[str] = ..., example_index: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., status: _Optional[str] = ..., done: _Optional[bool] = ..., truncated: _Optional[bool] = ..., max_episode_turns: _Optional[int] = ..., error: _Optional[str] = ..., reward: _Optional[_Union[RewardResult, _Mapping]] = ..., submission_json: _Optional[str] = ..., final_response_text: _Optional[str] = ...) -> None: ...
+    text_replaced: bool
+    next_page_token: str
+    turn_count: int
+    def __init__(self, episode_id: _Optional[str] = ..., environment_id: _Optional[str] = ..., example_index: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., status: _Optional[str] = ..., done: _Optional[bool] = ..., truncated: _Optional[bool] = ..., max_episode_turns: _Optional[int] = ..., error: _Optional[str] = ..., reward: _Optional[_Union[RewardResult, _Mapping]] = ..., submission_json: _Optional[str] = ..., final_response_text: _Optional[str] = ..., text_replaced: _Optional[bool] = ..., next_page_token: _Optional[str] = ..., turn_count: _Optional[int] = ...) -> None: ...
 
 class ScoreEpisodeRequest(_message.Message):
-    __slots__ = ("episode_id",)
+    __slots__ = ("episode_id", "include_trajectory", "max_page_bytes")
     EPISODE_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TRAJECTORY_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     episode_id: str
-    def __init__(self, episode_id: _Optional[str] = ...) -> None: ...
+    include_trajectory: bool
+    max_page_bytes: int
+    def __init__(self, episode_id: _Optional[str] = ..., include_trajectory: _Optional[bool] = ..., max_page_bytes: _Optional[int] = ...) -> None: ...
 
 class ScoreEpisodeResponse(_message.Message):
     __slots__ = ("reward", "trajectory")
@@ -288,10 +300,14 @@ class ScoreEpisodesResponse(_message.Message):
     def __init__(self, rewards: _Optional[_Iterable[_Union[RewardResult, _Mapping]]] = ...) -> None: ...
 
 class GetTrajectoryRequest(_message.Message):
-    __slots__ = ("episode_id",)
+    __slots__ = ("episode_id", "page_token", "max_page_bytes")
     EPISODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     episode_id: str
-    def __init__(self, episode_id: _Optional[str] = ...) -> None: ...
+    page_token: str
+    max_page_bytes: int
+    def __init__(self, episode_id: _Optional[str] = ..., page_token: _Optional[str] = ..., max_page_bytes: _Optional[int] = ...) -> None: ...
 
 class GetTrajectoryResponse(_message.Message):
     __slots__ = ("trajectory",)

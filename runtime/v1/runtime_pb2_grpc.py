@@ -108,7 +108,9 @@ class EpisodeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ScoreEpisode(self, request, context):
-        """Scores what the episode holds so far; keeps the trajectory.
+        """Scores what the episode holds so far; keeps the trajectory. Returns the reward only,
+        unless include_trajectory asks for the trajectory's first page too. A lost sandbox that
+        the scoring needed is FAILED_PRECONDITION; UNAVAILABLE means the Docker engine only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,7 +124,7 @@ class EpisodeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTrajectory(self, request, context):
-        """The episode's full record.
+        """The episode's full record, one page of turns at a time (see GetTrajectoryRequest).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
