@@ -8,6 +8,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -20,6 +21,9 @@ from runtime.errors import EnvironmentHookError, InvalidArgumentError, NotFoundE
 ENTRY_POINT_GROUP = "runtime.environments"
 """Installed packages register environments under this entry point group."""
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_RESOLVE_LOCK = threading.RLock()
+"""Imports of environment modules are serialised: a server loads environments on worker
+threads, and a path import replaces the module's `sys.modules` entries."""
 
 
 def _module_from_path(path: Path) -> ModuleType:
@@ -99,7 +103,8 @@ def load_environment(
     ref: str, params: Mapping[str, Any] | None = None, *, search_dirs: Iterable[Path] = ()
 ) -> Environment:
     """Import the environment ``ref`` and call its ``load_environment(**params)``."""
-    module = resolve_module(ref, [Path(folder) for folder in search_dirs])
+    with _RESOLVE_LOCK:
+        module = resolve_module(ref, [Path(folder) for folder in search_dirs])
     factory = getattr(module, "load_environment", None)
     if not callable(factory):
         raise NotFoundError(f"module {module.__name__!r} has no load_environment() function")
