@@ -176,14 +176,16 @@ async def test_lone_surrogates_from_in_process_callers_are_kept_safely(
         raw_out = await client.step_episode(started.episode_id, turn=2, raw_text="done \udc00")
         assert raw_out.turn == 2
         got = await client.get_trajectory(started.episode_id)
-        assert got.text_replaced and all(t.text_replaced for t in got.turns)
+        assert got.text_replaced
+        assert all(t.text_replaced for t in got.turns)
         assert utf8_clean(got.model_dump(mode="json"))
         scored = await client.score_episode(started.episode_id)
         assert utf8_clean(scored.model_dump(mode="json"))
         # The same episode over gRPC: every page encodes.
         async with connected(server) as stub:
             page = await trajectory(stub, started.episode_id)
-            assert page.text_replaced and len(page.turns) == 2
+            assert page.text_replaced
+            assert len(page.turns) == 2
     finally:
         await client.close_episode(started.episode_id)
 
@@ -270,7 +272,8 @@ async def test_trajectories_at_every_cap_stay_fetchable(server: RuntimeServer, s
         out = first
         while not out.done:
             out = await step(stub, episode_id, assistant(bash(huge, f"t{out.turn + 1}")))
-        assert out.truncated and out.turn < 60
+        assert out.truncated
+        assert out.turn < 60
         assert "record is full" in (out.observations[0].content or "")
 
         # ScoreEpisode answers the reward alone unless asked.
@@ -294,13 +297,15 @@ async def test_trajectories_at_every_cap_stay_fetchable(server: RuntimeServer, s
         assert pages[0].turn_count == out.turn
         assert (pages[-1].status, pages[-1].truncated) == ("truncated", True)
         assert "max_episode_bytes" in pages[-1].error
-        assert len(pages[0].messages) == 2 and all(not p.messages for p in pages[1:])
+        assert len(pages[0].messages) == 2
+        assert all(not p.messages for p in pages[1:])
         total = sum(p.ByteSize() for p in pages)
         assert total <= caps.max_episode_bytes + caps.max_action_bytes + 64 * 1024
         # Smaller pages on request; a page always holds at least one turn.
         small = pb.GetTrajectoryRequest(episode_id=episode_id, max_page_bytes=512 * 1024)
         page = (await stub.GetTrajectory(small, timeout=RPC_TIMEOUT)).trajectory
-        assert len(page.turns) == 1 and page.next_page_token
+        assert len(page.turns) == 1
+        assert page.next_page_token
         with_trajectory = await score(
             stub, episode_id, include_trajectory=True, max_page_bytes=page_bytes
         )
@@ -357,7 +362,8 @@ async def test_base_exceptions_in_environment_code_fail_only_the_call(
             await step(stub, episode_id, assistant(call("submit", {"answer": "42"}, "s")))
             await expect_error(score(stub, episode_id), INTERNAL, kind, "surface")
         got = await trajectory(stub, episode_id)
-        assert got.status == "errored" and kind in got.error
+        assert got.status == "errored"
+        assert kind in got.error
         assert episode_containers(docker_client, episode_id) == []
     # The server goes on.
     async with open_episode(stub) as other:
@@ -434,7 +440,7 @@ async def test_loads_have_a_deadline_and_a_bound(tmp_path: Path) -> None:
         return {"exit_in": place, "count_to": str(count)}
 
     try:
-        with pytest.raises(DeadlineExceededError, match="did not load within 0.5 s"):
+        with pytest.raises(DeadlineExceededError, match=r"did not load within 0\.5 s"):
             await engine.describe_environment("surface", {"gate": str(gate)})
         # That load still holds its thread: a different load is refused, not queued.
         with pytest.raises(ResourceExhaustedError, match="environment loads are running"):
@@ -499,7 +505,8 @@ async def test_score_after_the_container_was_killed_is_failed_precondition(
             error = await expect_error(score(stub, episode_id), FAILED, "sandbox", episode_id)
             assert error.code() != grpc.StatusCode.UNAVAILABLE
         got = await trajectory(stub, episode_id)
-        assert got.status == "errored" and "sandbox" in got.error
+        assert got.status == "errored"
+        assert "sandbox" in got.error
         assert await wait_until_container_gone(docker_client, episode_id)
 
 
