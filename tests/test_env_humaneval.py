@@ -4,14 +4,18 @@ canonical solution through the judge, and real episodes with scripted models, ch
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import secrets
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -211,10 +215,116 @@ def test_codec_round_trips_nan(judge_mod: ModuleType) -> None:
     assert back != back
 
 
+class PlainList(list):  # type: ignore[type-arg]
+    """A subclass defining no special method: crosses as its base type."""
+
+
+class RiggedCounter(Counter):  # type: ignore[type-arg]
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class EchoList(list):  # type: ignore[type-arg]
+    def __iter__(self) -> Iterator[Any]:
+        return iter([1, 2, 3])
+
+
+class Countdown:
+    """An honest iterator, but a class of the solution's: its methods would run in the judge."""
+
+    def __init__(self) -> None:
+        self.n = 3
+
+    def __iter__(self) -> Countdown:
+        return self
+
+    def __next__(self) -> int:
+        self.n -= 1
+        if self.n < 0:
+            raise StopIteration
+        return self.n
+
+
 @pytest.mark.parametrize(
-    "value", [AlwaysEqual(3), object(), len, [1, AlwaysEqual(2)], iter([1]), bytearray(b"x")]
+    "value",
+    [
+        Counter("abracadabra"),
+        OrderedDict([("b", 1), ("a", 2)]),
+        defaultdict(int, {"a": 1}),
+        defaultdict(list, {"a": [1]}),
+        deque([1, 2, 3], maxlen=5),
+        deque(),
+        Fraction(-7, 3),
+        Decimal("0.1"),
+        Decimal("-Infinity"),
+        range(3, -10, -2),
+        bytearray(b"\x00x"),
+        [Fraction(1, 2), (Counter("ab"),)],
+    ],
 )
-def test_codec_refuses_anything_but_exact_builtins(judge_mod: ModuleType, value: Any) -> None:
+def test_codec_rebuilds_standard_library_values(judge_mod: ModuleType, value: Any) -> None:
+    back = judge_mod.decode(json.loads(json.dumps(judge_mod.encode(value))))
+    assert back == value
+    assert type(back) is type(value)
+    assert repr(back) == repr(value)
+
+
+def test_codec_rebuilds_iterators_views_and_plain_subclasses(judge_mod: ModuleType) -> None:
+    def roundtrip(value: Any) -> Any:
+        return judge_mod.decode(json.loads(json.dumps(judge_mod.encode(value))))
+
+    makers: list[Callable[[], Iterator[Any]]] = [
+        lambda: (x * 2 for x in range(4)),
+        lambda: map(str, [1, 2]),
+        lambda: filter(None, [0, 1, 2]),
+        lambda: zip("ab", [1, 2], strict=True),
+        lambda: enumerate("xy"),
+        lambda: reversed([1, 2, 3]),
+        lambda: iter({1: 2}),
+        lambda: itertools.chain([1], [2]),
+        lambda: itertools.islice(itertools.count(), 3),
+    ]
+    for make in makers:
+        back = roundtrip(make())
+        assert iter(back) is back  # an iterator, used up once like the original
+        assert list(back) == list(make())
+        assert list(back) == []
+    assert list(roundtrip(x for x in "abc")) == ["a", "b", "c"]
+    assert list(roundtrip(map(abs, [-1, -2]))) == [1, 2]
+    views = {"a": 1, "b": 2}
+    assert roundtrip(views.keys()) == views.keys()
+    assert list(roundtrip(views.values())) == [1, 2]
+    assert roundtrip(views.items()) == views.items()
+    plain = roundtrip(PlainList([1, 2]))
+    assert (type(plain), plain) == (list, [1, 2])
+    lazy = roundtrip(defaultdict(lambda: [0], {"a": [1]}))
+    assert (lazy["missing"], lazy["other"]) == ([0], [0])
+    assert lazy["missing"] is not lazy["other"]
+
+
+def test_codec_refuses_an_infinite_iterator(judge_mod: ModuleType) -> None:
+    with pytest.raises(judge_mod.CodecError, match="more than"):
+        judge_mod.encode(itertools.count())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        AlwaysEqual(3),
+        object(),
+        len,
+        [1, AlwaysEqual(2)],
+        RiggedCounter("ab"),
+        EchoList(),
+        Countdown(),
+        {"k": RiggedCounter()},
+    ],
+)
+def test_codec_refuses_objects_that_define_their_own_behaviour(
+    judge_mod: ModuleType, value: Any
+) -> None:
     with pytest.raises(judge_mod.CodecError):
         judge_mod.encode(value)
 
@@ -233,6 +343,16 @@ def test_codec_refuses_anything_but_exact_builtins(judge_mod: ModuleType, value:
         {"i": "1", "f": "0x1p0"},
         {"f": "x" * 100},
         {"d": [[1]]},
+        {"F": ["0x1", "0x0"]},
+        {"M": "not a number"},
+        {"M": "1" * 2000},
+        {"r": ["0x0", "0x5", "0x0"]},
+        {"Q": [-1, []]},
+        {"D": ["eval", []]},
+        {"D": [{"code": "x"}, []]},
+        {"k": [[1]]},
+        {"it": 5},
+        {"C": [[[1], 2]]},
     ],
 )
 def test_decode_rejects_malformed_replies(judge_mod: ModuleType, wire: Any) -> None:
