@@ -2,8 +2,8 @@
 
 - ``exit_in`` / ``exit_kind``: raise a `BaseException` that is not an `Exception` (`SystemExit`,
   `KeyboardInterrupt`, `GeneratorExit`) from a hook, a tool or a rubric function.
-- ``gate``: `load_environment` blocks (on its thread) until this file exists, at most 20 s: a
-  slow load whose end the test decides.
+- ``gate``: `load_environment` blocks (on its thread) until this file exists; after 20 s it
+  fails instead: a slow load whose end the test decides.
 - ``count_to``: every `load_environment` call appends a line to this file (module state does
   not survive: each load imports the module afresh).
 - ``score_from_sandbox``: scoring reads ``answer.txt`` from the episode's sandbox.
@@ -98,6 +98,9 @@ def load_environment(
             if os.path.exists(gate):
                 break
             time.sleep(0.1)
+        else:
+            # Nobody opened the gate while this load waited: the load held everything up.
+            raise RuntimeError("the gate was never opened while load_environment waited")
     env = Surface()
     env.exit_in, env.exit_kind = exit_in, KINDS[exit_kind]
     env.score_from_sandbox = score_from_sandbox
