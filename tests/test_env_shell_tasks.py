@@ -147,8 +147,9 @@ async def play(
     client: InProcessClient, task_id: str, turns: list[Message], seed: int | None = None
 ) -> Scored:
     """Play scripted turns on one task, then score (and close) the episode."""
-    params = {"task_ids": [task_id]}
-    async with client.episode("shell_tasks", params=params, example_index=0, seed=seed) as ep:
+    # All tasks, one parameter set (loaded once by the server); the task by its index.
+    index = [t.id for t in resolve_module(str(ENV_DIR)).TASKS].index(task_id)
+    async with client.episode("shell_tasks", example_index=index, seed=seed) as ep:
         for message in turns:
             out = await ep.step(message)
             if out.done:
@@ -270,8 +271,8 @@ async def test_scoring_first_kills_what_the_model_left_running(
         "setsid bash -c 'while true; do sleep 0.01; done' >/dev/null 2>&1 < /dev/null &\n"
         "sleep 0.2; echo started"
     )
-    params = {"task_ids": ["count_errors"]}
-    async with client.episode("shell_tasks", params=params, example_index=0) as ep:
+    index = [t.id for t in resolve_module(str(ENV_DIR)).TASKS].index("count_errors")
+    async with client.episode("shell_tasks", example_index=index) as ep:
         out = await ep.step(assistant(call(1, "bash", command=racer)))
         assert "started" in str(out.observations[0].content)
         assert len(processes_in(docker_client, ep.id)) >= 4

@@ -1,39 +1,47 @@
 """The shell_tasks framework: a task's setup, its checker, and the probes checkers inspect with.
 
-A checker never trusts what the model wrote except the state under test: it runs after every
-process of the model was killed (`Probe.freeze`), inspects with one-shot commands by absolute
-path (`/usr/bin/python3 -I -S`, so nothing in /work or $HOME is imported), reads git through a
-copy of the repository's ``.git`` with a blank config (no hooks, fsmonitor, filters or pagers of
-the model run), and runs scripts the model wrote in a *fresh* sandbox on inputs it makes itself.
+A checker treats everything in the model's sandbox as data. It runs after every process of the
+model was killed (`Probe.freeze`), inspects with one-shot commands by absolute path
+(`/usr/bin/python3 -I -S`, so nothing in /work or $HOME is imported), reads files and trees
+without following symlinks, reads git only from copied objects in a *fresh* sandbox with every
+config source pinned (`gitview`), and runs scripts the model wrote in a fresh sandbox on inputs
+it makes itself.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import random
-import secrets
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.env import EpisodeContext
 from runtime.sandbox.backend import ExecResult, Sandbox
+
+if TYPE_CHECKING:
+    from .gitview import GitView
 
 PYTHON = "/usr/bin/python3 -I -S"
 """How checkers run Python in a sandbox: isolated, without site, never importing from /work."""
 SETUP_MARK = "@@"
 """Setup stdout lines ``@@key=value`` are recorded in ``expected["setup"]``."""
-MAX_READ_BYTES = 1 << 20
+MAX_READ_BYTES = 32 << 10
+"""Largest file a checker reads (answers, scripts, configs are far smaller)."""
 SCRIPT_TIMEOUT_S = 10.0
 """Time one run of a script under test may take in the fresh sandbox."""
 
 SNAPSHOT = r"""
 import hashlib, json, os, stat, sys
-root, limit = sys.argv[1], 2000
-out, todo = {}, [""]
-while todo and len(out) < limit:
+root, limit, budget = sys.argv[1], 2000, 64 << 20
+out, todo, complete = {}, [""], True
+while todo:
+    if len(out) >= limit:
+        complete = False
+        break
     rel = todo.pop()
     full = os.path.join(root, rel) if rel else root
     try:
@@ -45,10 +53,17 @@ while todo and len(out) < limit:
     kind = "l" if stat.S_ISLNK(mode) else kind
     entry = {"t": kind, "m": stat.S_IMODE(mode), "s": st.st_size, "mt": int(st.st_mtime)}
     if kind == "f":
+        digest = hashlib.sha256()
         try:
             fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             with os.fdopen(fd, "rb") as handle:
-                entry["h"] = hashlib.sha256(handle.read(1 << 22)).hexdigest()
+                while chunk := handle.read(1 << 20):
+                    budget -= len(chunk)
+                    if budget < 0:
+                        complete = False
+                        break
+                    digest.update(chunk)
+            entry["h"] = digest.hexdigest()
         except OSError:
             entry["h"] = None
     elif kind == "l":
@@ -59,13 +74,54 @@ while todo and len(out) < limit:
         except OSError:
             entry["unreadable"] = True
     out[rel or "."] = entry
-print(json.dumps({"entries": out, "complete": not todo}))
+print(json.dumps({"entries": out, "complete": complete and not todo}))
 """
-"""Lists a tree without following symlinks: type, permission bits, size, mtime, sha256."""
+"""Lists a tree without following symlinks: type, permission bits, size, mtime, and the sha256
+of every regular file's whole content."""
+
+READ = r"""
+import base64, json, os, stat, sys
+root, rel, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+parts = [p for p in rel.split("/") if p not in ("", ".")]
+def answer(**kw):
+    print(json.dumps(kw))
+    sys.exit(0)
+if not parts or ".." in parts:
+    answer(error="bad path")
+try:
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    for part in parts[:-1]:
+        nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+    leaf = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    os.close(fd)
+    info = os.fstat(leaf)
+    if not stat.S_ISREG(info.st_mode):
+        answer(error="not a regular file")
+    with os.fdopen(leaf, "rb") as handle:
+        data = handle.read(limit + 1)
+except OSError as exc:
+    answer(error=exc.strerror or str(exc))
+if len(data) > limit:
+    answer(error="too large")
+answer(data=base64.b64encode(data).decode())
+"""
+"""Reads one regular file below a root: no symlink anywhere on the path, no FIFO, size-capped."""
 
 FREEZE = r"""
 import os, signal, time
-me = os.getpid()
+me, uid = os.getpid(), os.getuid()
+
+def real_uid(pid):
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
 for attempt in range(100):
     try:
         os.kill(-1, signal.SIGKILL)
@@ -73,7 +129,7 @@ for attempt in range(100):
         pass
     alive = []
     for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in (1, me):
+        if not name.isdigit() or int(name) in (1, me) or real_uid(name) != uid:
             continue
         try:
             with open(f"/proc/{name}/stat", "rb") as handle:
@@ -89,8 +145,9 @@ for attempt in range(100):
 else:
     print("ALIVE", " ".join(alive))
 """
-"""Kills every process of the sandbox's user but the agent (PID 1) and itself, until none is
-left; run with ``exec`` so that it has no shell parent to kill."""
+"""Kills every process of the tool user but itself, until none of that uid is left (by the
+real uid in /proc/PID/status, which a non-dumpable process cannot hide); run with ``exec`` so
+that it has no shell parent to kill. The agent's own `kill_all` runs first."""
 
 
 @dataclass(frozen=True)
@@ -200,17 +257,31 @@ class Box:
             script, timeout_s=timeout_s or self.timeout_s, stdin=stdin, kind="bash"
         )
 
+    async def run_subject(self, script: str) -> ExecResult:
+        """Run a command whose subject is a program of the model's (in a fresh sandbox), then
+        kill whatever it left running, so that nothing of it outlives its own run."""
+        try:
+            return await self.sh(script)
+        finally:
+            await self.sandbox.kill_all()
+
     async def python(self, code: str, *args: str, stdin: str = "") -> ExecResult:
         """Run trusted Python isolated from /work (``python3 -I -S``)."""
         argv = " ".join(shlex.quote(a) for a in args)
         return await self.sh(f"exec {PYTHON} -c {shlex.quote(code)} {argv}", stdin=stdin)
 
     async def read(self, path: str, max_bytes: int = MAX_READ_BYTES) -> str | None:
-        """A regular file's text (not through a final symlink), or None."""
-        result = await self.sandbox.read_file(path, max_bytes=max_bytes)
-        if not result.ok or result.truncated:
+        """The text of the regular file ``/work/path``, or None when it is missing, is not a
+        regular file, has a symlink anywhere on its path, or is larger than ``max_bytes``."""
+        result = await self.python(READ, "/work", path, str(max_bytes))
+        if result.exit_code != 0 or result.stdout_truncated:
             return None
-        return result.content
+        try:
+            reply = json.loads(result.stdout)
+            data = base64.b64decode(reply["data"]) if "data" in reply else None
+        except (ValueError, KeyError, TypeError):
+            return None
+        return None if data is None else data.decode("utf-8", "replace")
 
     async def write(self, files: dict[str, str]) -> None:
         """Create files (relative to /work); a failure is the environment's bug."""
@@ -225,85 +296,27 @@ class Box:
 
 
 class Probe(Box):
-    """The checker's view of the episode's sandbox, plus fresh sandboxes for running scripts."""
+    """The checker's view of the episode's sandbox, plus fresh sandboxes for running scripts
+    and for reading git."""
 
     def __init__(self, sandbox: Sandbox, ctx: EpisodeContext, timeout_s: float) -> None:
         super().__init__(sandbox, timeout_s)
         self.ctx = ctx
-        self._git_dir: str | None = None
-        self._git_error = ""
 
     async def freeze(self) -> bool:
         """Kill every process the model left running (background jobs, daemons, its shells)."""
+        await self.sandbox.kill_all()
         result = await self.sh(f"exec {PYTHON} -c {shlex.quote(FREEZE)}")
         return result.stdout.startswith("FROZEN")
 
-    async def mode(self, path: str) -> int | None:
-        """Permission bits of ``/work/path`` (not following a final symlink), or None."""
-        result = await self.sh(f"/usr/bin/stat -c %a -- {shlex.quote('/work/' + path)}")
-        text = result.stdout.strip()
-        if result.exit_code != 0 or not text.isdigit():
-            return None
-        return int(text, 8)
+    @contextlib.asynccontextmanager
+    async def repo(self, path: str = "repo") -> AsyncIterator[GitView]:
+        """The git repository ``/work/path``, copied as data into a fresh sandbox (`gitview`);
+        `GitView.error` says why it could not be read."""
+        from .gitview import open_repository
 
-    async def git(self, *args: str, repo: str = "repo") -> ExecResult:
-        """Git on a copy of ``/work/repo/.git`` with a blank config, the work tree attached.
-
-        The copy has no config, hooks, ``info/attributes`` or ``info/exclude`` of the model's,
-        and no global or system config applies: no program of the model's runs (fsmonitor,
-        pager, filters, diff drivers) and only committed or worktree ``.gitignore`` files count.
-        """
-        if self._git_dir is None:
-            folder = f"/tmp/.check-{secrets.token_hex(6)}"
-            source = f"/work/{repo}/.git"
-            prepared = await self.sh(
-                f"set -e; src={shlex.quote(source)}; dst={folder}/git\n"
-                '[ -d "$src" ] && [ ! -L "$src" ] || { echo "no .git directory"; exit 3; }\n'
-                f"/usr/bin/mkdir -p {folder}\n"
-                '/usr/bin/cp -R --no-dereference "$src" "$dst"\n'
-                '/usr/bin/rm -rf "$dst/config" "$dst/hooks" "$dst/info/attributes" '
-                '"$dst/info/exclude"\n'
-                "printf '[core]\\n\\trepositoryformatversion = 0\\n\\tbare = false\\n' "
-                '> "$dst/config"\n'
-            )
-            if prepared.exit_code != 0:
-                self._git_error = (prepared.stdout + prepared.stderr).strip()[:200]
-                self._git_dir = ""
-            else:
-                self._git_dir = f"{folder}/git"
-        if not self._git_dir:
-            return ExecResult(exit_code=128, stdout="", stderr=self._git_error, duration_s=0.0)
-        env = (
-            "env -i PATH=/usr/bin:/bin HOME=/nonexistent LANG=C.UTF-8 GIT_CONFIG_NOSYSTEM=1 "
-            "GIT_CONFIG_GLOBAL=/dev/null GIT_ATTR_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0 "
-            "GIT_OPTIONAL_LOCKS=0 GIT_NO_REPLACE_OBJECTS=1"
-        )
-        argv = " ".join(shlex.quote(a) for a in args)
-        return await self.sh(
-            f"cd /work/{shlex.quote(repo)} 2>/dev/null || cd /work; exec {env} /usr/bin/git "
-            f"--no-pager --git-dir={self._git_dir} --work-tree=/work/{shlex.quote(repo)} {argv}"
-        )
-
-    async def rev(self, spec: str) -> str | None:
-        """The object name ``spec`` resolves to, or None."""
-        result = await self.git("rev-parse", "--verify", "--quiet", "--end-of-options", spec)
-        text = result.stdout.strip()
-        return text if result.exit_code == 0 and len(text) == 40 else None
-
-    async def is_ancestor(self, older: str, newer: str) -> bool:
-        """Whether commit ``older`` is an ancestor of (or equal to) ``newer``."""
-        result = await self.git("merge-base", "--is-ancestor", older, newer)
-        return result.exit_code == 0
-
-    async def clean_tree(self) -> Check:
-        """The work tree has no changes and no untracked files (ignored ones excepted)."""
-        result = await self.git("status", "--porcelain", "--untracked-files=all")
-        if result.exit_code != 0:
-            return Check("clean_work_tree", False, "git status failed")
-        if result.stdout.strip():
-            changes = ", ".join(lines(result.stdout))
-            return Check("clean_work_tree", False, f"git status: {changes[:200]}")
-        return Check("clean_work_tree", True)
+        async with open_repository(self, path) as view:
+            yield view
 
     @contextlib.asynccontextmanager
     async def fresh(self) -> AsyncIterator[Box]:

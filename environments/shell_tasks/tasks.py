@@ -8,16 +8,19 @@ here on the host and never written into the sandbox.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import random
 import re
 import shlex
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from .core import Box, Check, Probe, Setup, ShellTask, lines, same_set, same_text
+from .core import Box, Check, Checker, Probe, Setup, ShellTask, lines, same_set, same_text
+from .gitview import GitView
 
 q = shlex.quote
 
@@ -79,6 +82,19 @@ def _files(snapshot: dict[str, dict[str, Any]] | None) -> dict[str, str | None]:
 
 def _kinds(snapshot: dict[str, dict[str, Any]] | None) -> dict[str, str]:
     return {p: e["t"] for p, e in (snapshot or {}).items()}
+
+
+def _entries(snapshot: dict[str, dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    """Path -> (kind, content hash or link target) of every entry of a snapshot: what a tree
+    holds, whatever the kind (a file replaced by a folder, a symlink or a FIFO differs)."""
+    return {p: (e["t"], e.get("h") if e["t"] == "f" else e.get("to")) for p, e in snapshot.items()}
+
+
+def _tree_diff(
+    after: dict[str, tuple[str, str | None]], want: dict[str, tuple[str, str | None]]
+) -> list[str]:
+    """The paths where two `_entries` listings differ (missing, extra, other kind or content)."""
+    return sorted(p for p in set(after) | set(want) if after.get(p) != want.get(p))
 
 
 UNLISTABLE = Check("listing", False, "the folder could not be listed")
@@ -154,21 +170,46 @@ def _filler_commits(rng: random.Random, n: int, prefix: str = "") -> list[Commit
     return out
 
 
-async def _on_main(p: Probe) -> Check:
-    result = await p.git("symbolic-ref", "HEAD")
-    ok = result.exit_code == 0 and result.stdout.strip() == "refs/heads/main"
+GitChecker = Callable[[Probe, GitView, dict[str, Any]], Awaitable[list[Check]]]
+
+
+def with_repo(check: GitChecker) -> Checker:
+    """A checker that reads /work/repo through a `GitView` (copied objects in a fresh
+    sandbox); when the repository cannot be read that way, a failed ``repository`` check."""
+
+    async def run(p: Probe, exp: dict[str, Any]) -> list[Check]:
+        async with p.repo() as g:
+            if g.error:
+                return [Check("repository", False, g.error)]
+            return await check(p, g, exp)
+
+    run.__name__ = run.__qualname__ = check.__name__
+    return run
+
+
+async def _on_main(g: GitView) -> Check:
+    ok = await g.head_branch() == "refs/heads/main"
     return Check("head_on_main", ok, "" if ok else "HEAD is not the main branch")
 
 
-async def _main_moved_forward(p: Probe, old: str) -> tuple[Check, str | None]:
-    main = await p.rev("refs/heads/main")
+async def _main_moved_forward(g: GitView, old: str) -> tuple[Check, str | None]:
+    main = await g.rev("refs/heads/main")
     if main is None:
         return Check("history_kept", False, "there is no main branch"), None
     if main == old:
         return Check("history_kept", False, "main has no new commit"), main
-    if not await p.is_ancestor(old, main):
+    if not await g.is_ancestor(old, main):
         return Check("history_kept", False, "the old history is not an ancestor of main"), main
     return Check("history_kept", True), main
+
+
+def _tree_changes(
+    old: dict[str, tuple[str, str]] | None, new: dict[str, tuple[str, str]] | None
+) -> list[str] | None:
+    """Paths whose entry differs between two trees (added, removed or changed)."""
+    if old is None or new is None:
+        return None
+    return sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
 
 
 # --- text processing ---------------------------------------------------------------------
@@ -238,16 +279,17 @@ async def check_delete_tmp(p: Probe, exp: dict[str, Any]) -> list[Check]:
     after = await p.snapshot("project")
     if after is None:
         return [UNLISTABLE]
-    before = exp["before"]["project"]
-    left = sorted(k for k, e in after.items() if e["t"] == "f" and k.endswith(".tmp"))
-    keep = {k: h for k, h in _files(before).items() if not k.endswith(".tmp")}
-    changed = sorted(k for k, h in keep.items() if _files(after).get(k) != h)
-    dirs = {k for k, e in before.items() if e["t"] == "d"}
-    lost_dirs = sorted(dirs - {k for k, e in after.items() if e["t"] == "d"})
+    before = _entries(exp["before"]["project"])
+    now = _entries(after)
+    tmp = {k for k, (kind, _) in before.items() if kind == "f" and k.endswith(".tmp")}
+    want = {k: v for k, v in before.items() if k not in tmp}
+    left = sorted(k for k in now if k in tmp or (k.endswith(".tmp") and k not in want))
+    changed = sorted(k for k in want if now.get(k) != want[k])
+    extra = sorted(set(now) - set(want) - tmp)
     return [
-        Check("tmp_files_deleted", not left, f"still there: {left[:5]}"),
-        Check("other_files_kept", not changed, f"missing or changed: {changed[:5]}"),
-        Check("folders_kept", not lost_dirs, f"missing folders: {lost_dirs[:5]}"),
+        Check("tmp_files_deleted", not left, f"still there (in any form): {left[:5]}"),
+        Check("others_kept", not changed, f"missing or changed: {changed[:5]}"),
+        Check("nothing_added", not extra, f"new entries: {extra[:5]}"),
     ]
 
 
@@ -443,20 +485,17 @@ async def check_rename_jpeg(p: Probe, exp: dict[str, Any]) -> list[Check]:
     after = await p.snapshot("photos")
     if after is None:
         return [UNLISTABLE]
-    before = exp["before"]["photos"]
-    want_files = {
-        (k[: -len(".jpeg")] + ".jpg" if k.endswith(".jpeg") else k): h
-        for k, h in _files(before).items()
+    before = _entries(exp["before"]["photos"])
+    want = {
+        (k[: -len(".jpeg")] + ".jpg" if kind == "f" and k.endswith(".jpeg") else k): (kind, h)
+        for k, (kind, h) in before.items()
     }
-    want_dirs = {k for k, e in before.items() if e["t"] == "d"}
-    got_dirs = {k for k, e in after.items() if e["t"] == "d"}
-    got_files = _files(after)
-    wrong = sorted(set(want_files) ^ set(got_files))[:6]
-    changed = sorted(k for k in want_files if k in got_files and got_files[k] != want_files[k])
+    now = _entries(after)
+    wrong = sorted(set(want) ^ set(now))[:6]
+    changed = sorted(k for k in want if k in now and now[k] != want[k])
     return [
         Check("files_renamed", not wrong, f"differences: {wrong}"),
-        Check("contents_kept", not changed, f"changed: {changed[:5]}"),
-        Check("folders_kept", want_dirs == got_dirs, "folders were renamed, added or removed"),
+        Check("contents_kept", not changed, f"changed (content or kind): {changed[:5]}"),
     ]
 
 
@@ -536,9 +575,11 @@ async def check_exec_scripts(p: Probe, exp: dict[str, Any]) -> list[Check]:
     scripts = {k: m for k, m in want.items() if k.endswith(".sh")}
     others = {k: m for k, m in want.items() if not k.endswith(".sh")}
     wrong_scripts, wrong_others = _mode_diff(after, scripts), _mode_diff(after, others)
+    replaced = _tree_diff(_entries(after), _entries(before))
     return [
         Check("scripts_755", not wrong_scripts, "; ".join(wrong_scripts[:4])),
         Check("others_unchanged", not wrong_others, "; ".join(wrong_others[:4])),
+        Check("files_kept", not replaced, f"added, removed or replaced: {replaced[:5]}"),
     ]
 
 
@@ -731,7 +772,9 @@ async def check_wordfreq(p: Probe, exp: dict[str, Any]) -> list[Check]:
             text, n = _text_with_words(rng), rng.randint(2, 8)
             await box.write({f"case{case}/in put.txt": text})
             target = f"/work/case{case}/in put.txt" if case else "in put.txt"
-            result = await box.sh(f"cd case{case} && bash /work/wordfreq.sh {q(target)} {n}")
+            result = await box.run_subject(
+                f"cd case{case} && bash /work/wordfreq.sh {q(target)} {n}"
+            )
             got = [" ".join(line.split()) for line in lines(result.stdout)]
             want = _top_words(text, n)
             checks.append(
@@ -764,7 +807,7 @@ async def check_backup(p: Probe, exp: dict[str, Any]) -> list[Check]:
             await box.write({f"src{case}/{k}": v for k, v in tree.items()})
             before = await box.snapshot(f"src{case}")
             dest = f"out{case}/deep/dest" if case else f"out{case}"
-            result = await box.sh(f"bash /work/backup.sh src{case} {dest}")
+            result = await box.run_subject(f"bash /work/backup.sh src{case} {dest}")
             copied = {k: v for k, v in tree.items() if k.endswith(".txt") and "/" not in k}
             after = await box.snapshot(dest)
             got = {k: e.get("h") for k, e in (after or {}).items() if e["t"] == "f"}
@@ -813,7 +856,7 @@ async def check_colsum(p: Probe, exp: dict[str, Any]) -> list[Check]:
             text, rows = _csv_numbers(rng)
             col = rng.randint(1, len(rows[0]))
             await box.write({f"case{case}.csv": text})
-            result = await box.sh(f"bash /work/colsum.sh case{case}.csv {col}")
+            result = await box.run_subject(f"bash /work/colsum.sh case{case}.csv {col}")
             want = str(sum(r[col - 1] for r in rows))
             got = lines(result.stdout)
             checks.append(
@@ -855,7 +898,7 @@ async def check_stats(p: Probe, exp: dict[str, Any]) -> list[Check]:
             numbers = _numbers(rng)
             text = "\n".join(f"{n}\n" if rng.random() < 0.2 else str(n) for n in numbers) + "\n"
             await box.write({f"case{case}.txt": text})
-            result = await box.sh(f"python3 /work/stats.py < case{case}.txt")
+            result = await box.run_subject(f"python3 /work/stats.py < case{case}.txt")
             ok, detail = _stats_ok(result.stdout, numbers)
             checks.append(Check(f"case_{case}", ok, detail))
     return checks
@@ -884,7 +927,7 @@ async def check_lowercase(p: Probe, exp: dict[str, Any]) -> list[Check]:
             folder = f"case {case}"
             await box.write({f"{folder}/{k}": v for k, v in tree.items()})
             before = _files(await box.snapshot(folder))
-            await box.sh(f"bash /work/lower.sh {q(folder)}")
+            await box.run_subject(f"bash /work/lower.sh {q(folder)}")
             after = _files(await box.snapshot(folder))
             want = {(k if "/" in k else k.lower()): h for k, h in before.items()}
             diff = sorted(set(after) ^ set(want))[:6]
@@ -911,7 +954,7 @@ async def check_is_prime(p: Probe, exp: dict[str, Any]) -> list[Check]:
             return [missing]
         wrong = []
         for n in numbers:
-            result = await box.sh(f"bash /work/isprime.sh {n} >/dev/null 2>&1")
+            result = await box.run_subject(f"bash /work/isprime.sh {n} >/dev/null 2>&1")
             want = 0 if _is_prime(n) else 1
             if result.exit_code != want:
                 wrong.append(f"{n}: exit {result.exit_code}, expected {want}")
@@ -935,22 +978,29 @@ def setup_git_branch(rng: random.Random) -> Setup:
     return Setup(script=git_history(commits))
 
 
-async def check_git_branch(p: Probe, exp: dict[str, Any]) -> list[Check]:
+@with_repo
+async def check_git_branch(p: Probe, g: GitView, exp: dict[str, Any]) -> list[Check]:
     old = exp["setup"]["head"]
-    main = await p.rev("refs/heads/main")
-    branch = await p.rev("refs/heads/feature/greeting")
+    main = await g.rev("refs/heads/main")
+    branch = await g.rev("refs/heads/feature/greeting")
     checks = [Check("main_unchanged", main == old, "main was moved")]
     if branch is None:
         return [*checks, Check("branch_exists", False, "no branch feature/greeting")]
-    content = await p.git("cat-file", "blob", f"{branch}:greeting.txt")
+    content = await g.git("cat-file", "blob", f"{branch}:greeting.txt")
     text = content.stdout if content.exit_code == 0 else None
+    changes = _tree_changes(await g.tree(old), await g.tree(branch))
     return [
         *checks,
         Check("branch_exists", True),
         same_text("greeting", text, "Hello, world!\n"),
         Check(
+            "only_greeting",
+            changes == ["greeting.txt"],
+            f"the branch changes {(changes or [])[:5]} compared with main",
+        ),
+        Check(
             "branched_from_main",
-            branch != old and await p.is_ancestor(old, branch),
+            branch != old and await g.is_ancestor(old, branch),
             "the branch does not hold a new commit on top of main",
         ),
     ]
@@ -1032,11 +1082,12 @@ rm -f /tmp/expected-index
     return Setup(script=git_history(commits, after=expected_tree))
 
 
-async def check_git_revert(p: Probe, exp: dict[str, Any]) -> list[Check]:
-    moved, main = await _main_moved_forward(p, exp["setup"]["head"])
+@with_repo
+async def check_git_revert(p: Probe, g: GitView, exp: dict[str, Any]) -> list[Check]:
+    moved, main = await _main_moved_forward(g, exp["setup"]["head"])
     if main is None:
         return [moved]
-    tree = await p.rev(f"{main}^{{tree}}")
+    tree = await g.rev(f"{main}^{{tree}}")
     return [
         moved,
         Check(
@@ -1044,8 +1095,8 @@ async def check_git_revert(p: Probe, exp: dict[str, Any]) -> list[Check]:
             tree == exp["setup"]["tree"],
             "main's files are not those of the history with 'Break the build' undone",
         ),
-        await _on_main(p),
-        await p.clean_tree(),
+        await _on_main(g),
+        await g.clean_tree(),
     ]
 
 
@@ -1070,15 +1121,16 @@ def setup_git_typos(rng: random.Random) -> Setup:
     return Setup(script=git_history(commits), expected={"fixed": fixed})
 
 
-async def check_git_typos(p: Probe, exp: dict[str, Any]) -> list[Check]:
+@with_repo
+async def check_git_typos(p: Probe, g: GitView, exp: dict[str, Any]) -> list[Check]:
     old = exp["setup"]["head"]
-    main = await p.rev("refs/heads/main")
+    main = await g.rev("refs/heads/main")
     if main is None:
         return [Check("commit", False, "there is no main branch")]
-    parent = await p.rev(f"{main}^")
-    subject = await p.git("log", "-1", "--format=%s", main)
-    names = await p.git("diff", "--name-only", old, main)
-    content = await p.git("cat-file", "blob", f"{main}:README.md")
+    parent = await g.rev(f"{main}^")
+    subject = await g.git("log", "-1", "--format=%s", main)
+    names = _tree_changes(await g.tree(old), await g.tree(main)) or []
+    content = await g.git("cat-file", "blob", f"{main}:README.md")
     return [
         Check("one_new_commit", parent == old, "main is not one new commit on top of the old one"),
         Check(
@@ -1088,12 +1140,12 @@ async def check_git_typos(p: Probe, exp: dict[str, Any]) -> list[Check]:
         ),
         Check(
             "only_readme",
-            lines(names.stdout) == ["README.md"],
-            f"changed files: {lines(names.stdout)[:5]}",
+            names == ["README.md"],
+            f"changed files: {names[:5]}",
         ),
         same_text("readme", content.stdout if content.exit_code == 0 else None, exp["fixed"]),
-        await _on_main(p),
-        await p.clean_tree(),
+        await _on_main(g),
+        await g.clean_tree(),
     ]
 
 
@@ -1114,11 +1166,13 @@ def setup_git_restore(rng: random.Random) -> Setup:
     )
 
 
-async def check_git_restore(p: Probe, exp: dict[str, Any]) -> list[Check]:
-    moved, main = await _main_moved_forward(p, exp["setup"]["head"])
+@with_repo
+async def check_git_restore(p: Probe, g: GitView, exp: dict[str, Any]) -> list[Check]:
+    moved, main = await _main_moved_forward(g, exp["setup"]["head"])
     if main is None:
         return [moved]
-    blob = await p.rev(f"{main}:notes.md")
+    blob = await g.rev(f"{main}:notes.md")
+    changes = _tree_changes(await g.tree(exp["setup"]["head"]), await g.tree(main))
     return [
         moved,
         Check(
@@ -1126,8 +1180,13 @@ async def check_git_restore(p: Probe, exp: dict[str, Any]) -> list[Check]:
             blob == exp["setup"]["blob"],
             "notes.md on main is missing or differs from its last version",
         ),
-        await _on_main(p),
-        await p.clean_tree(),
+        Check(
+            "only_notes",
+            changes == ["notes.md"],
+            f"main changes {(changes or [])[:5]}, not just notes.md",
+        ),
+        await _on_main(g),
+        await g.clean_tree(),
     ]
 
 
@@ -1144,10 +1203,11 @@ def setup_git_tag(rng: random.Random) -> Setup:
     return Setup(script=git_history(commits))
 
 
-async def check_git_tag(p: Probe, exp: dict[str, Any]) -> list[Check]:
-    kind = await p.git("cat-file", "-t", "refs/tags/v1.2.0")
-    target = await p.rev("refs/tags/v1.2.0^{commit}")
-    main = await p.rev("refs/heads/main")
+@with_repo
+async def check_git_tag(p: Probe, g: GitView, exp: dict[str, Any]) -> list[Check]:
+    kind = await g.git("cat-file", "-t", "refs/tags/v1.2.0")
+    target = await g.rev("refs/tags/v1.2.0^{commit}")
+    main = await g.rev("refs/heads/main")
     return [
         Check(
             "annotated",
@@ -1175,40 +1235,59 @@ def setup_git_ignore(rng: random.Random) -> Setup:
         ),
         *_filler_commits(rng, rng.randint(0, 2)),
     ]
+    contents = {a: f"bin {rng.randint(0, 999)}" for a in ARTIFACTS}
     make = "\n".join(
-        f"mkdir -p {q(posixpath.dirname(a) or '.')} && "
-        f"printf 'bin %s' {rng.randint(0, 999)} > {q(a)}"
-        for a in ARTIFACTS
+        f"mkdir -p {q(posixpath.dirname(a) or '.')} && printf %s {q(text)} > {q(a)}"
+        for a, text in contents.items()
     )
-    return Setup(script=git_history(commits, after=make))
+    return Setup(script=git_history(commits, after=make), expected={"artifacts": contents})
 
 
-async def check_git_ignore(p: Probe, exp: dict[str, Any]) -> list[Check]:
-    moved, main = await _main_moved_forward(p, exp["setup"]["head"])
+def _blob_id(text: str) -> str:
+    data = text.encode()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _is_artifact(path: str) -> bool:
+    return path == "build" or path.startswith("build/") or path.endswith(".o")
+
+
+@with_repo
+async def check_git_ignore(p: Probe, g: GitView, exp: dict[str, Any]) -> list[Check]:
+    moved, main = await _main_moved_forward(g, exp["setup"]["head"])
     if main is None:
         return [moved]
-    ignore = await p.rev(f"{main}:.gitignore")
-    tracked = await p.git("ls-files")
-    existing = await p.sh(
-        "cd /work/repo && for f in "
-        + " ".join(q(a) for a in ARTIFACTS)
-        + '; do [ -f "$f" ] && [ ! -L "$f" ] && echo "$f"; done'
+    tree = await g.tree(main) or {}
+    tracked_artifacts = sorted(path for path in tree if _is_artifact(path))
+    loose = await g.not_ignored(main, list(ARTIFACTS))
+    contents: dict[str, str] = exp["artifacts"]
+    lost = sorted(
+        a
+        for a, text in contents.items()
+        if g.worktree.get(a, ("", ""))[1] != _blob_id(text) or g.worktree[a][0] == "120000"
     )
     return [
         moved,
-        Check("gitignore_committed", ignore is not None, "main has no .gitignore"),
+        Check("gitignore_committed", ".gitignore" in tree, "main has no .gitignore"),
         Check(
             "sources_tracked",
-            {"src/main.c", "src/util.c"} <= set(lines(tracked.stdout)),
+            {"src/main.c", "src/util.c"} <= set(tree),
             "the sources are no longer tracked",
         ),
         Check(
-            "artifacts_kept",
-            sorted(lines(existing.stdout)) == sorted(ARTIFACTS),
-            "build artifacts were deleted",
+            "artifacts_not_committed",
+            not tracked_artifacts,
+            f"main tracks build artifacts: {tracked_artifacts[:5]}",
         ),
-        await _on_main(p),
-        await p.clean_tree(),
+        Check(
+            "artifacts_ignored",
+            loose == [],
+            "the committed .gitignore files do not ignore "
+            + (f"{loose[:5]}" if loose is not None else "(could not be checked)"),
+        ),
+        Check("artifacts_kept", not lost, f"build artifacts deleted or changed: {lost[:5]}"),
+        await _on_main(g),
+        await g.clean_tree(),
     ]
 
 
@@ -1250,7 +1329,7 @@ async def check_fix_count(p: Probe, exp: dict[str, Any]) -> list[Check]:
         for case in range(2):
             files, total = _count_tree(rng)
             await box.write({f"dir {case}/{k}": v for k, v in files.items()})
-            result = await box.sh(f"bash /work/count_lines.sh {q(f'dir {case}')}")
+            result = await box.run_subject(f"bash /work/count_lines.sh {q(f'dir {case}')}")
             got = lines(result.stdout)
             checks.append(
                 Check(f"case_{case}", got == [str(total)], f"got {got[:2]}, expected {total}")
@@ -1294,7 +1373,7 @@ async def check_fix_archive(p: Probe, exp: dict[str, Any]) -> list[Check]:
             folder = f"my logs {case}"
             await box.write({f"{folder}/{k}": v for k, v in tree.items()})
             before = _files(await box.snapshot(folder))
-            await box.sh(f"bash /work/archive_logs.sh {q(folder)}")
+            await box.run_subject(f"bash /work/archive_logs.sh {q(folder)}")
             after = _files(await box.snapshot(folder))
             want = {(f"old/{k}" if k.endswith(".log") else k): h for k, h in before.items()}
             diff = sorted(set(after) ^ set(want))[:6]
@@ -1338,7 +1417,7 @@ async def check_fix_report(p: Probe, exp: dict[str, Any]) -> list[Check]:
         for case in range(3):
             text, total = _orders(rng)
             await box.write({f"orders{case}.csv": text})
-            result = await box.sh(f"python3 /work/report.py orders{case}.csv")
+            result = await box.run_subject(f"python3 /work/report.py orders{case}.csv")
             got = lines(result.stdout)
             want = f"TOTAL {total:.2f}"
             checks.append(Check(f"case_{case}", got == [want], f"got {got[:2]}, expected {want}"))
@@ -1373,10 +1452,12 @@ async def check_fix_exit(p: Probe, exp: dict[str, Any]) -> list[Check]:
         present = [f"here {i}.txt" for i in range(rng.randint(1, 3))]
         absent = [f"gone_{rng.randint(100, 999)}.txt", "not here.txt"]
         await box.write(dict.fromkeys(present, "x\n"))
-        ok_run = await box.sh("bash /work/check_files.sh " + " ".join(q(f) for f in present))
+        ok_run = await box.run_subject(
+            "bash /work/check_files.sh " + " ".join(q(f) for f in present)
+        )
         args = [*present, *absent]
         rng.shuffle(args)
-        bad_run = await box.sh("bash /work/check_files.sh " + " ".join(q(f) for f in args))
+        bad_run = await box.run_subject("bash /work/check_files.sh " + " ".join(q(f) for f in args))
     want_missing = sorted(f"missing: {f}" for f in absent)
     return [
         Check(
