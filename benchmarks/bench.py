@@ -750,6 +750,66 @@ async def phase_live(cfg: Config, tracker: Tracker, figs: Figures) -> None:
         record_error(figs, keys, exc)
 
 
+FILL_COMMAND = "head -c 1048576 /dev/zero | tr '\\0' o; head -c 1048576 /dev/zero | tr '\\0' e >&2"
+"""1 MiB to stdout and 1 MiB to stderr: over a turn's observation cap, at the largest output
+cap a client may ask for."""
+
+
+async def phase_record_at_caps(cfg: Config, tracker: Tracker, figs: Figures) -> None:
+    """Server memory for one episode whose record is at the caps: turns of 2 MiB of output
+    until the record is full (the episode ends truncated), then the whole trajectory fetched
+    page by page. The figure is the server's RSS growth over an idle episode's."""
+    keys = ["record_rss_kib"]
+    try:
+        async with running_server(cfg, tracker, "record", pool_size=0, max_live=4) as server:
+            stub = server.stub
+            async with episodes(stub, 1) as (episode_id,):  # first-use costs, not counted
+                await step(stub, episode_id, BASH_ECHO, 1)
+            await asyncio.sleep(0.5)
+            rss_before = vmrss_kib(server.proc.pid)
+            request = start_request()
+            request.limits.output_cap_bytes = 1024 * 1024
+            started = await stub.StartEpisode(request, timeout=RPC_TIMEOUT_S)
+            episode_id = started.episode_id
+            try:
+                action = tool_action("bash", {"command": FILL_COMMAND})
+                turn, done = 0, False
+                while not done and turn < 1000:
+                    turn += 1
+                    reply = await stub.StepEpisode(
+                        pb.StepEpisodeRequest(episode_id=episode_id, action=action, turn=turn),
+                        timeout=RPC_TIMEOUT_S,
+                    )
+                    done = reply.done
+                pages, page_bytes, token = 0, 0, ""
+                while pages == 0 or token:
+                    page = await stub.GetTrajectory(
+                        pb.GetTrajectoryRequest(
+                            episode_id=episode_id, page_token=token, max_page_bytes=4 * 1024**2
+                        ),
+                        timeout=RPC_TIMEOUT_S,
+                    )
+                    pages += 1
+                    page_bytes += page.ByteSize()
+                    token = page.trajectory.next_page_token
+                await asyncio.sleep(0.5)
+                rss_after = vmrss_kib(server.proc.pid)
+            finally:
+                await close_episode(stub, episode_id)
+            figs["record_rss_kib"] = Figure(
+                value=float(rss_after - rss_before),
+                detail={
+                    "turns": turn,
+                    "trajectory_pages": pages,
+                    "trajectory_bytes": page_bytes,
+                    "rss_before_kib": rss_before,
+                    "rss_after_kib": rss_after,
+                },
+            )
+    except Exception as exc:
+        record_error(figs, keys, exc)
+
+
 async def run_ours(cfg: Config, tracker: Tracker, figs: Figures) -> None:
     await phase_cold_and_steps(cfg, tracker, figs)
     await phase_warm(cfg, tracker, figs)
@@ -758,6 +818,7 @@ async def run_ours(cfg: Config, tracker: Tracker, figs: Figures) -> None:
             figs[key] = Figure(error="skipped (--skip-live)")
     else:
         await phase_live(cfg, tracker, figs)
+    await phase_record_at_caps(cfg, tracker, figs)
 
 
 # --------------------------------------------------------------------------- the table
@@ -823,6 +884,7 @@ ROWS = [
         higher_is_better=True,
     ),
     Row("rss_kib", "server RSS per idle episode", "KiB", target=TARGET_RSS_KIB),
+    Row("record_rss_kib", "server memory for one episode at the caps", "KiB"),
 ]
 
 HEADERS = ["figure", "ours", "baseline (raw docker SDK)", "ours/base", "target", "result"]

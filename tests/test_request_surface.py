@@ -23,7 +23,7 @@ from typing import Any
 import docker
 import grpc
 import pytest
-from conftest import wait_until_gone
+from conftest import GVISOR, wait_until_gone
 from grpc_fixtures import (
     ENV_DIR,
     RPC_TIMEOUT,
@@ -54,13 +54,15 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 INTERNAL = grpc.StatusCode.INTERNAL
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
 MiB = 1024 * 1024
+ISOLATION = {"sandbox_isolation": "gvisor"} if GVISOR else {}
+"""Under RUNTIME_TEST_ISOLATION=gvisor, every sandbox of these servers runs under gVisor."""
 
 
 @pytest.fixture(scope="module", name="server")
 async def server_fixture(owner: str) -> AsyncIterator[RuntimeServer]:
     """This module's server: the toy and the misbehaving environment."""
     async with running_server(
-        f"{owner}-surface", environments=[TOY, SURFACE], max_live_episodes=64
+        f"{owner}-surface", environments=[TOY, SURFACE], max_live_episodes=64, **ISOLATION
     ) as server:
         yield server
 
@@ -205,6 +207,7 @@ async def test_failed_starts_leave_no_episode_and_no_container(
         environments=[TOY, SURFACE],
         max_live_episodes=slots,
         max_message_bytes=60_000,
+        **ISOLATION,
     ) as server:
         async with connected(server) as stub:
             failing = [
