@@ -69,6 +69,39 @@ COMMONDIR_FSMONITOR = (
 )
 
 
+PLANT_PROGRAMS = (
+    # Everything a checker might run or load from /work or $HOME: each, if ever run, writes
+    # the right answer (computed now), so a score of 1 would mean the checker ran it.
+    "n=$(awk '$3 == \"ERROR\"' logs/app.log | wc -l)\n"
+    "mkdir -p bin .local/bin .config/git .local/lib/python3.11/site-packages\n"
+    "for f in bin/python3 bin/stat bin/env bin/git bin/bash bin/sh bin/cat .local/bin/python3 "
+    "python3 env git stat; do printf '#!/bin/sh\\necho %s > /work/answer.txt\\n' \"$n\" > $f; "
+    "chmod +x $f; done\n"
+    "for f in .bashrc .bash_profile .profile .bash_login .bash_logout; do "
+    "printf 'echo %s > /work/answer.txt\\n' \"$n\" > $f; done\n"
+    "for f in sitecustomize.py usercustomize.py .local/lib/python3.11/site-packages/a.pth; do "
+    'printf \'import os; open("/work/answer.txt", "w").write("%s\\\\n")\\n\' "$n" '
+    "> $f; done\n"
+    "printf '[core]\\n\\tfsmonitor = /work/bin/sh\\n\\tpager = /work/bin/sh\\n' "
+    "> .gitconfig\n"
+    "cp .gitconfig .config/git/config\n"
+    "echo 'export BASH_ENV=/work/.bashrc PATH=/work/bin:$PATH' >> .bashrc"
+)
+TAG_BY_HOOKS = (
+    # Hooks, fsmonitor and aliases that would create the tag if any git of the checker's
+    # honoured them (the repository's config, the global config, a hooks path).
+    "cat > /work/tagger.sh <<'EOF'\n#!/bin/sh\ncd /work/repo && "
+    "GIT_DIR=/work/repo/.git git tag -f -a v1.2.0 -m v "
+    "\"$(git log --format=%H --grep='^Release 1.2.0$' -n1)\" >/dev/null 2>&1\nexit 1\nEOF\n"
+    "chmod +x /work/tagger.sh && mkdir -p /work/hooks && "
+    "for h in reference-transaction post-checkout post-index-change pre-auto-gc; do "
+    "cp /work/tagger.sh /work/hooks/$h; cp /work/tagger.sh repo/.git/hooks/$h; done\n"
+    "for c in 'git -C repo config' 'git config --global'; do "
+    "$c core.fsmonitor /work/tagger.sh && $c core.hooksPath /work/hooks && "
+    "$c core.pager /work/tagger.sh && $c alias.rev-parse '!/work/tagger.sh'; done"
+)
+
+
 def hard_coded(script: str, output_command: str) -> str:
     """A script at ``script`` that prints what ``output_command`` prints on the example now."""
     return (
@@ -84,6 +117,7 @@ CHEATS: dict[str, list[Cheat]] = {
         NOTHING,
         cheat("grep_count_includes_decoys", "grep -c ERROR logs/app.log > answer.txt"),
         cheat("answer_is_a_folder", "mkdir answer.txt"),
+        cheat("programs_planted_for_the_checker", PLANT_PROGRAMS),
     ],
     "large_files": [
         cheat("list_everything", "cd data && find . -type f | sed 's|^\\./||' > ../large.txt"),
@@ -487,6 +521,7 @@ CHEATS: dict[str, list[Cheat]] = {
             # v1.2.0 on HEAD, and a replace ref that makes HEAD read as the release commit.
             f'cd repo && git tag -a v1.2.0 -m v && git replace HEAD "{RELEASE}"',
         ),
+        cheat("hooks_and_config_that_would_tag", TAG_BY_HOOKS),
     ],
     "git_ignore_artifacts": [
         NOTHING,
@@ -624,7 +659,9 @@ async def play_cheats(client: InProcessClient, task: Any) -> dict[str, str]:
                 if "__ok__" not in seen:
                     wrong[item.name] = f"the cheat's commands failed: {seen[-300:]}"
             scored = await ep.score()
-            print(f"CHEAT {task.id}/{item.name}: {scored.reward.score} {scored.reward.reason[:230]}")
+            print(
+                f"CHEAT {task.id}/{item.name}: {scored.reward.score} {scored.reward.reason[:230]}"
+            )
             if scored.reward.score != 0.0:
                 wrong[item.name] = f"scored {scored.reward.score}: {scored.reward.reason}"
         assert "__ok__" in await bash(ep, RESTORE)
