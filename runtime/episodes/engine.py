@@ -461,9 +461,13 @@ class EpisodeEngine:
         try:
             return await self._hook(env, hook, call)
         except SandboxError as exc:
-            for live in group[1:]:
-                await self._fail(live, f"scored with a group whose sandbox was lost: {exc}")
-            raise await self._lost(group[0], exc, "it cannot be scored") from exc
+            if len(group) == 1:
+                raise await self._lost(group[0], exc, "it cannot be scored") from exc
+            # Which member's sandbox died is not known here; none is marked for it.
+            reason = Scrubber().text(str(exc))
+            raise SandboxLostError(
+                f"the group cannot be scored: a sandbox of its episodes was lost ({reason})"
+            ) from exc
         except HookAbortedError as exc:
             for live in group:
                 await self._fail(live, str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import signal
@@ -13,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from runtime.episodes.engine import EpisodeEngine
-from runtime.episodes.limits import check_sandbox
+from runtime.episodes.limits import EngineLimits, check_sandbox
 from runtime.episodes.registry import EnvironmentRegistry
 from runtime.errors import FailedPreconditionError
 from runtime.sandbox.docker_backend import DockerBackend
@@ -40,7 +41,7 @@ class RuntimeServer:
         self.registry = EnvironmentRegistry(
             settings.environments, settings.env_dirs, reload=settings.reload_environments
         )
-        self.engine = EpisodeEngine(self.registry, self.pool, settings.engine_limits())
+        self.engine = EpisodeEngine(self.registry, self.pool, _fitted_limits(settings))
         self.health = health.aio.HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -137,6 +138,28 @@ class RuntimeServer:
         result = self.health.set(name, status)
         if asyncio.iscoroutine(result):
             await result
+
+
+def _fitted_limits(settings: ServerSettings) -> EngineLimits:
+    """The engine's caps, with a turn's record (action and observations) kept within half the
+    message limit, so that every trajectory page, which holds at least one turn, can be sent."""
+    limits = settings.engine_limits()
+    room = settings.max_message_bytes // 2
+    if limits.max_action_bytes + limits.max_turn_observation_bytes <= room:
+        return limits
+    fitted = dataclasses.replace(
+        limits,
+        max_action_bytes=min(limits.max_action_bytes, room // 2),
+        max_turn_observation_bytes=min(limits.max_turn_observation_bytes, room // 2),
+    )
+    log.warning(
+        "max message size %d bytes: a turn may hold at most %d action bytes and %d "
+        "observation bytes, so that it fits a trajectory page",
+        settings.max_message_bytes,
+        fitted.max_action_bytes,
+        fitted.max_turn_observation_bytes,
+    )
+    return fitted
 
 
 async def serve(settings: ServerSettings) -> None:
