@@ -133,7 +133,8 @@ def test_single_task_name(mod: ModuleType) -> None:
         ({"tasks": ["chainsum"]}, "did you mean chain_sum"),
         ({"tasks": []}, "must not be empty"),
         ({"tasks": ["gcd", "gcd"]}, "duplicates"),
-        ({"tasks": ["composite"]}, "cannot be built"),
+        ({"tasks": ["composite"], "allow_unaudited": True}, "cannot be built"),
+        ({"tasks": ["gcd", "graph_color"]}, "not audited"),
         ({"size": 0}, "size"),
         ({"size": 10_001}, "size"),
         ({"size": 2.5}, "size"),
@@ -162,6 +163,10 @@ def test_wrong_types_are_rejected(mod: ModuleType) -> None:
         mod.load_environment(tasks=[1, 2])
     with pytest.raises(TypeError):
         mod.load_environment(use_tools="yes")
+    with pytest.raises(TypeError):
+        mod.load_environment(partial_credit=1)
+    with pytest.raises(TypeError):
+        mod.load_environment(allow_unaudited="yes")
     with pytest.raises(InvalidArgumentError):
         load_environment(str(ENV_DIR), {"difficulty": "hard"})
 
@@ -212,7 +217,9 @@ async def test_gold_actions_answer_in_tags_or_submit(env: Environment) -> None:
 def test_rows_without_gold_have_no_gold_actions(mod: ModuleType) -> None:
     """Tasks whose checker verifies a solution have no gold output, so no gold turns either
     (`env test` fails their rows); none of them is a default task."""
-    no_gold = load_environment(str(ENV_DIR), {"tasks": ["graph_color"], "size": 2})
+    no_gold = load_environment(
+        str(ENV_DIR), {"tasks": ["graph_color"], "size": 2, "allow_unaudited": True}
+    )
     assert [e.output for e in no_gold.examples] == [None, None]
     assert [no_gold.gold_actions(e) for e in no_gold.examples] == [None, None]  # type: ignore[attr-defined]
     assert "graph_color" not in mod.DEFAULT_TASKS
@@ -231,7 +238,7 @@ async def test_answer_after_think_block(env: Environment) -> None:
 
 
 async def test_checker_exception_scores_zero(mod: ModuleType) -> None:
-    env = mod.load_environment(tasks=["prime_factorization"], size=1)
+    env = mod.load_environment(tasks=["prime_factorization"], size=1, allow_unaudited=True)
     example = env.examples[0]
     episode, ctx = make_episode(example, "<answer>not a number</answer>")
     result = await env.score_episode(example, episode, ctx)
@@ -240,16 +247,23 @@ async def test_checker_exception_scores_zero(mod: ModuleType) -> None:
     assert result.metadata["errors"] == {}
 
 
-async def test_checker_partial_credit_is_kept(mod: ModuleType) -> None:
-    env = mod.load_environment(tasks=["gcd"], size=1)
-    example = env.examples[0]
+async def test_partial_credit_only_when_asked_for(mod: ModuleType) -> None:
     # The package's default checker gives len(reference) / len(answer) when the answer
-    # contains the reference.
-    answer = f"{example.output} {example.output}"
-    episode, ctx = make_episode(example, f"<answer>{answer}</answer>")
-    result = await env.score_episode(example, episode, ctx)
-    assert result.score == pytest.approx(len(str(example.output)) / len(answer))
-    assert result.success is False
+    # contains the reference: off by default, kept with partial_credit=True.
+    answer_of = {False: 0.0, True: None}
+    for partial in (False, True):
+        env = mod.load_environment(tasks=["gcd"], size=1, partial_credit=partial)
+        example = env.examples[0]
+        answer = f"{example.output}{example.output}"
+        episode, ctx = make_episode(example, f"<answer>{answer}</answer>")
+        result = await env.score_episode(example, episode, ctx)
+        expected = answer_of[partial]
+        if expected is None:
+            expected = len(str(example.output)) / len(answer)
+        assert result.score == pytest.approx(expected), result.reason
+        assert result.success is False
+        if not partial:
+            assert "partial credit is off" in result.reason
 
 
 GUARDED = [
@@ -268,7 +282,7 @@ GUARDED = [
 
 @pytest.fixture(scope="module")
 def guarded_env(mod: ModuleType) -> Environment:
-    env: Environment = mod.load_environment(tasks=GUARDED, size=8, seed=3)
+    env: Environment = mod.load_environment(tasks=GUARDED, size=8, seed=3, allow_unaudited=True)
     return env
 
 
