@@ -17,7 +17,7 @@ import pytest
 from conftest import in_process_runtime
 
 from runtime.client.in_process import InProcessClient
-from runtime.client.models import Scored
+from runtime.client.models import EpisodeLimitsRequest, Scored
 from runtime.env import EpisodeContext, Message, TaskExample, ToolCall
 from runtime.env.loader import load_environment, resolve_module
 from runtime.errors import InvalidArgumentError
@@ -306,3 +306,34 @@ async def test_repository_config_of_the_model_is_not_used(client: InProcessClien
         assert result.reward.score == 0.0, result.reward.reason
         assert result.reward.components["gitignore_committed"] == 1.0
         assert result.reward.components["clean_work_tree"] == 0.0
+
+
+@pytest.mark.slow
+async def test_checks_work_at_the_smallest_output_cap(
+    client: InProcessClient, mod: ModuleType
+) -> None:
+    """A client may cap each call's output at 256 bytes; the checker's own reads (files,
+    listings, the repository's copy) are fetched in slices, and its fresh sandboxes keep a
+    normal cap, so the gold still scores 1 and nothing else does."""
+    ids = ["top_ips", "delete_tmp_files", "git_ignore_artifacts", "script_word_frequency"]
+    order = [t.id for t in mod.TASKS]
+    limits = EpisodeLimitsRequest(output_cap_bytes=256)
+
+    async def one(task_id: str, gold: bool) -> Scored:
+        turns = mod.gold_turns(mod.task_by_id(task_id)) if gold else []
+        async with client.episode(
+            "shell_tasks", example_index=order.index(task_id), seed=9, limits=limits
+        ) as ep:
+            for message in turns:
+                if (await ep.step(message)).done:
+                    break
+            return await ep.score()
+
+    cases = [(i, gold) for i in ids for gold in (True, False)]
+    played = await bounded([one(i, gold) for i, gold in cases])
+    results = {
+        f"{i}/{'gold' if gold else 'untouched'}": r
+        for (i, gold), r in zip(cases, played, strict=True)
+    }
+    want = {f"{i}/{'gold' if gold else 'untouched'}": float(gold) for i, gold in cases}
+    assert {k: r.reward.score for k, r in results.items()} == want, describe(results)

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import random
+import secrets
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -108,6 +109,18 @@ if len(data) > limit:
 answer(data=base64.b64encode(data).decode())
 """
 """Reads one regular file below a root: no symlink anywhere on the path, no FIFO, size-capped."""
+
+CHUNK = r"""
+import base64, os, sys
+path, offset, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+with os.fdopen(fd, "rb") as handle:
+    handle.seek(offset)
+    sys.stdout.write(base64.b64encode(handle.read(size)).decode())
+"""
+"""Prints one base64 slice of a file: how checkers fetch more than one call's output cap."""
+
+MAX_FETCH_BYTES = 8 << 20
 
 FREEZE = r"""
 import os, signal, time
@@ -229,11 +242,11 @@ def same_text(name: str, got: str | None, want: str) -> Check:
     return Check(name, False, f"{len(got_lines)} lines, expected {len(want_lines)}")
 
 
-def _parse_snapshot(result: ExecResult) -> dict[str, dict[str, Any]] | None:
-    if result.exit_code != 0 or result.stdout_truncated:
+def _parse_snapshot(output: str | None) -> dict[str, dict[str, Any]] | None:
+    if output is None:
         return None
     try:
-        data = json.loads(result.stdout)
+        data = json.loads(output)
     except ValueError:
         return None
     if not isinstance(data, dict) or not data.get("complete"):
@@ -270,14 +283,50 @@ class Box:
         argv = " ".join(shlex.quote(a) for a in args)
         return await self.sh(f"exec {PYTHON} -c {shlex.quote(code)} {argv}", stdin=stdin)
 
+    async def fetch(self, path: str, size: int) -> bytes | None:
+        """The first ``size`` bytes of the file ``path`` (one we wrote), in slices that fit
+        the sandbox's output cap (a client may set it as low as 256 bytes)."""
+        if size > MAX_FETCH_BYTES:
+            return None
+        step = max(96, (self.sandbox.spec.output_cap_bytes // 4) * 3 - 96)
+        parts = []
+        for offset in range(0, size, step):
+            chunk = await self.python(CHUNK, path, str(offset), str(step))
+            if chunk.exit_code != 0 or chunk.stdout_truncated:
+                return None
+            parts.append(base64.b64decode(chunk.stdout))
+        return b"".join(parts)
+
+    async def python_output(self, code: str, *args: str) -> str | None:
+        """The whole stdout of trusted Python (None if it failed): when it is larger than the
+        output cap, it is written to a file of ours in /tmp and fetched in slices."""
+        result = await self.python(code, *args)
+        if result.exit_code == 0 and not result.stdout_truncated:
+            return result.stdout
+        if result.exit_code != 0 and not result.stdout_truncated:
+            return None
+        spot = f"/tmp/.score-{secrets.token_hex(8)}"
+        argv = " ".join(shlex.quote(a) for a in args)
+        try:
+            ran = await self.sh(
+                f"set -o noclobber; exec {PYTHON} -c {shlex.quote(code)} {argv} > {spot}"
+            )
+            size = await self.sh(f"exec /usr/bin/wc -c < {spot}")
+            if ran.exit_code != 0 or not size.stdout.strip().isdigit():
+                return None
+            data = await self.fetch(spot, int(size.stdout.strip()))
+        finally:
+            await self.sh(f"/usr/bin/rm -f {spot}")
+        return None if data is None else data.decode("utf-8", "replace")
+
     async def read(self, path: str, max_bytes: int = MAX_READ_BYTES) -> str | None:
         """The text of the regular file ``/work/path``, or None when it is missing, is not a
         regular file, has a symlink anywhere on its path, or is larger than ``max_bytes``."""
-        result = await self.python(READ, "/work", path, str(max_bytes))
-        if result.exit_code != 0 or result.stdout_truncated:
+        output = await self.python_output(READ, "/work", path, str(max_bytes))
+        if output is None:
             return None
         try:
-            reply = json.loads(result.stdout)
+            reply = json.loads(output)
             data = base64.b64decode(reply["data"]) if "data" in reply else None
         except (ValueError, KeyError, TypeError):
             return None
@@ -292,7 +341,7 @@ class Box:
 
     async def snapshot(self, root: str) -> dict[str, dict[str, Any]] | None:
         """Every entry below ``/work/root`` by relative path (``.`` for root), or None."""
-        return _parse_snapshot(await self.python(SNAPSHOT, f"/work/{root}"))
+        return _parse_snapshot(await self.python_output(SNAPSHOT, f"/work/{root}"))
 
 
 class Probe(Box):
@@ -322,8 +371,22 @@ class Probe(Box):
     async def fresh(self) -> AsyncIterator[Box]:
         """A new sandbox the model never touched, removed after the block; each command in it
         (one run of a script under test) gets `SCRIPT_TIMEOUT_S`."""
-        async with self.ctx.fresh_sandbox() as sandbox:
+        async with fresh_sandbox(self.ctx) as sandbox:
             yield Box(sandbox, SCRIPT_TIMEOUT_S)
+
+
+FRESH_OUTPUT_CAP = 64 << 10
+"""Output cap of the checker's fresh sandboxes (ours: the episode's cap may be tiny)."""
+
+
+@contextlib.asynccontextmanager
+async def fresh_sandbox(ctx: EpisodeContext) -> AsyncIterator[Sandbox]:
+    """A fresh sandbox like the episode's, with an output cap of at least `FRESH_OUTPUT_CAP`."""
+    spec = ctx.spec
+    if spec is not None and spec.output_cap_bytes < FRESH_OUTPUT_CAP:
+        spec = spec.model_copy(update={"output_cap_bytes": FRESH_OUTPUT_CAP})
+    async with ctx.fresh_sandbox(spec) as sandbox:
+        yield sandbox
 
 
 def parse_setup_output(stdout: str) -> dict[str, str]:

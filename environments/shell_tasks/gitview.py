@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.sandbox.backend import ExecResult, Sandbox
 
-from .core import Box, Check, lines
+from .core import Box, Check, fresh_sandbox, lines
 
 if TYPE_CHECKING:
     from .core import Probe
@@ -183,15 +183,6 @@ with os.fdopen(fd, "wb") as handle:
 print(json.dumps({"size": len(payload)}))
 """
 """Copies the repository's git data and lists its work tree (run in the model's sandbox)."""
-
-CHUNK = r"""
-import base64, os, sys
-path, offset, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-with os.fdopen(fd, "rb") as handle:
-    handle.seek(offset)
-    sys.stdout.write(base64.b64encode(handle.read(size)).decode())
-"""
 
 RESTORE = r"""
 import base64, json, os, sys, zlib
@@ -458,19 +449,12 @@ async def _dump(probe: Probe, path: str) -> tuple[dict[str, Any] | None, str]:
         return None, str(reply["error"])
     size = int(reply.get("size", 0))
     try:
-        if size > MAX_DUMP_BYTES:
-            return None, "the repository is too large to check"
-        cap = probe.sandbox.spec.output_cap_bytes
-        step = max(96, (cap // 4) * 3 - 96)
-        parts = []
-        for offset in range(0, size, step):
-            chunk = await probe.python(CHUNK, spot, str(offset), str(step))
-            if chunk.exit_code != 0 or chunk.stdout_truncated:
-                return None, "could not read the copy of the repository"
-            parts.append(base64.b64decode(chunk.stdout))
-        return {"payload": base64.b64encode(b"".join(parts)).decode()}, ""
+        data = await probe.fetch(spot, size) if size <= MAX_DUMP_BYTES else None
     finally:
         await probe.sh(f"/usr/bin/rm -f {spot}")
+    if data is None:
+        return None, "the repository is too large to check, or its copy could not be read"
+    return {"payload": base64.b64encode(data).decode()}, ""
 
 
 @contextlib.asynccontextmanager
@@ -481,7 +465,7 @@ async def open_repository(probe: Probe, path: str) -> AsyncIterator[GitView]:
     if dumped is None:
         yield GitView(None, error=why)
         return
-    async with probe.ctx.fresh_sandbox() as sandbox:
+    async with fresh_sandbox(probe.ctx) as sandbox:
         yield await _restore(sandbox, dumped["payload"])
 
 
