@@ -438,21 +438,26 @@ def run_judge_locally(
 
 
 @pytest.mark.slow
-def test_every_canonical_solution_passes_and_a_stub_fails_every_problem(
-    problems: dict[str, dict[str, str]], tmp_path: Path
-) -> None:
-    def both(problem: dict[str, str]) -> tuple[str, str, str]:
+def test_a_stub_fails_every_problem(problems: dict[str, dict[str, str]], tmp_path: Path) -> None:
+    """Every hidden test can fail (the canonical solutions all pass in one real sandbox:
+    tests/test_env_humaneval_harness.py)."""
+
+    def stub(problem: dict[str, str]) -> tuple[str, str]:
         name = problem["task_id"].replace("/", "_")
-        good = run_judge_locally(problem, problem["canonical_solution"], tmp_path / f"{name}-ok")
-        stub = f"def {problem['entry_point']}(*args, **kwargs):\n    return None\n"
-        bad = run_judge_locally(problem, stub, tmp_path / f"{name}-stub")
-        return problem["task_id"], good[0], bad[0]
+        source = f"def {problem['entry_point']}(*args, **kwargs):\n    return None\n"
+        return problem["task_id"], run_judge_locally(problem, source, tmp_path / name)[0]
 
     with ThreadPoolExecutor(max_workers=(os.cpu_count() or 2) * 2) as pool:
-        results = list(pool.map(both, problems.values()))
+        results = list(pool.map(stub, problems.values()))
     assert len(results) == 164
-    assert [r for r in results if r[1] != "PASS"] == []
-    assert [r for r in results if r[2] != "FAIL"] == []
+    assert [r for r in results if r[1] != "FAIL"] == []
+
+
+def test_a_canonical_solution_passes_on_the_host(
+    problems: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    problem = problems["HumanEval/111"]
+    assert run_judge_locally(problem, problem["canonical_solution"], tmp_path / "ok")[0] == "PASS"
 
 
 # --- real episodes ---------------------------------------------------------------------------
