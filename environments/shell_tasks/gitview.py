@@ -125,7 +125,7 @@ while todo:
             continue
         if stat.S_ISDIR(st.st_mode):
             todo.append(child)
-        elif stat.S_ISREG(st.st_mode):
+        elif stat.S_ISREG(st.st_mode) and not name.endswith(".lock"):
             take(child)
         if len(files) > MAX_ENTRIES:
             fail("the repository has too many refs to check")
