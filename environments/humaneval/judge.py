@@ -14,8 +14,10 @@ imported by the solution, and nothing of the solution runs in this process:
   worker's own stdout and stderr are /dev/null: whatever the solution prints goes nowhere.
 * The judge executes the trusted prompt (for its helpers) and the hidden ``check`` in its own
   namespace, with ``candidate`` a proxy: each call sends the arguments to the worker and gets
-  the return value back as tagged JSON that decodes to plain builtin values only (`decode`), so
-  an object with a rigged ``__eq__`` cannot cross, and every comparison of the test runs here.
+  the return value back as tagged JSON that `decode` rebuilds from the judge's own builtin and
+  standard-library classes (a `Counter`, a generator's items, a `Fraction` cross as values),
+  so an object with a rigged ``__eq__`` cannot cross, and every comparison of the test runs
+  here, with the verdict the official harness gives a correct solution.
 * Only when ``check`` returns does the judge print ``<nonce> PASS``; otherwise ``<nonce> FAIL``,
   ``<nonce> TIMEOUT`` or ``<nonce> ERROR`` with a JSON detail. The host trusts nothing but the
   line that carries its nonce; a solution that exits, kills the worker or the judge, loops, or
@@ -105,9 +107,9 @@ _FACTORIES: dict[str, Any] = {
     "frozenset": frozenset,
 }
 """`defaultdict` factories that cross by name."""
-_DICT_KEYS = type({}.keys())
-_DICT_VALUES = type({}.values())
-_DICT_ITEMS = type({}.items())
+_DICT_KEYS: type = type({}.keys())
+_DICT_VALUES: type = type({}.values())
+_DICT_ITEMS: type = type({}.items())
 
 
 class CodecError(ValueError):
