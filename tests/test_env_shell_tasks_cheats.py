@@ -102,6 +102,29 @@ TAG_BY_HOOKS = (
 )
 
 
+DOCTORED_REVERT = r"""cd repo
+# The setup computed the reverted tree in the repository (a dangling object): commit it on
+# main without touching the work tree, then overwrite that tree's object file with the old
+# tree's content, so that the work tree (never reverted) matches what "HEAD's tree" reads as.
+for t in $(git fsck --no-reflogs 2>/dev/null | awk '$2 == "tree" {print $3}'); do
+    git ls-tree "$t" | grep -q 'build.sh' && target=$t
+done
+test -n "$target"
+old=$(git rev-parse 'HEAD^{tree}')
+c=$(git commit-tree "$target" -p HEAD -m 'Revert "Break the build"')
+git update-ref refs/heads/main "$c"
+python3 - "$target" "$old" <<'EOF'
+import os, subprocess, sys, zlib
+target, old = sys.argv[1:]
+body = subprocess.run(["git", "cat-file", "tree", old], capture_output=True, check=True).stdout
+path = f".git/objects/{target[:2]}/{target[2:]}"
+os.chmod(path, 0o644)
+with open(path, "wb") as handle:
+    handle.write(zlib.compress(b"tree %d\0" % len(body) + body))
+EOF
+git status --porcelain | wc -l"""
+
+
 def hard_coded(script: str, output_command: str) -> str:
     """A script at ``script`` that prints what ``output_command`` prints on the example now."""
     return (
@@ -456,6 +479,7 @@ CHEATS: dict[str, list[Cheat]] = {
             "mkdir repo/junk && echo x > repo/junk/x",
             COMMONDIR_FSMONITOR,
         ),
+        cheat("reverted_tree_committed_and_its_object_doctored", DOCTORED_REVERT),
         cheat(
             "staged_change_after_the_revert",
             REVERT,
