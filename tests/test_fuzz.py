@@ -81,11 +81,18 @@ def fuzz_server(owner: str) -> Iterator[tuple[ServerThread, pb_grpc.EpisodeServi
 
 
 text = st.text(max_size=60)
+surrogates = st.text(
+    st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010, exclude_categories=()), max_size=6
+)
+"""Text around and inside U+D800..U+DFFF: lone surrogates, which `json.dumps` sends as
+``"\\ud800"`` escapes that decode back into text UTF-8 cannot hold."""
 json_text = st.one_of(
     text,
     st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10) | surrogates,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5) | surrogates, inner)
+        ),
         max_leaves=8,
     ).map(json.dumps),
 )

@@ -331,18 +331,28 @@ async def test_trajectories_at_every_cap_stay_fetchable(server: RuntimeServer, s
             assert rescored.trajectory == whole
 
 
-async def test_an_oversized_action_is_refused_and_runs_nothing(
+async def test_an_oversized_action_runs_as_sent_and_is_recorded_cut(
     server: RuntimeServer, stub: Stub
 ) -> None:
-    too_long = "x" * (server.engine.limits.max_action_bytes + 1)
+    cap = server.engine.limits.max_action_bytes
     async with open_episode(stub) as started:
+        episode_id = started.episode_id
+        # The model's text: the tool sees it whole; the record keeps it cut, marked.
+        code = "#" * (cap + 10)
+        out = await step(stub, episode_id, assistant(call("python", {"code": code}, "p")))
+        assert f"the program is {len(code)} bytes" in (out.observations[0].content or "")
+        got = await trajectory(stub, episode_id)
+        kept = got.turns[0].action.message.tool_calls[0].arguments
+        assert "[cut for the record" in kept
+        assert len(kept.encode()) <= cap + 200
+        # The client's data (token ids, logprobs, metadata) over the cap is its mistake.
+        tokens = list(range(cap // 10))
         await expect_error(
-            step(stub, started.episode_id, assistant(content=too_long)),
+            step(stub, episode_id, assistant(content="hi", token_ids=tokens)),
             INVALID,
             "max_action_bytes",
         )
-        got = await trajectory(stub, started.episode_id)
-        assert (got.status, got.turn_count) == ("running", 0)
+        assert (await trajectory(stub, episode_id)).turn_count == 1
 
 
 # --- 4. BaseException in environment code ------------------------------------------------------

@@ -35,6 +35,8 @@ from runtime.episodes.record import (
     EpisodeRecord,
     RecordMeter,
     action_bytes,
+    client_data_bytes,
+    fit_action,
     fit_observations,
     message_bytes,
 )
@@ -283,11 +285,12 @@ class EpisodeEngine:
                 )
             scrub = Scrubber()
             action = self._normalise_action(live.env, action, scrub)
-            size = action_bytes(action)
-            if size > self.limits.max_action_bytes:
+            client_data = client_data_bytes(action)
+            if client_data > self.limits.max_action_bytes // 2:
                 raise InvalidArgumentError(
-                    f"the action holds {size} bytes; at most {self.limits.max_action_bytes} are "
-                    "accepted per turn (server setting max_action_bytes)"
+                    f"the action's token ids, logprobs and metadata hold {client_data} bytes; "
+                    f"at most {self.limits.max_action_bytes // 2} are accepted per turn (half "
+                    "the server setting max_action_bytes)"
                 )
             turn = await self._play(live, action, played + 1, deadline, scrub)
             live.last_active = time.monotonic()
@@ -380,6 +383,8 @@ class EpisodeEngine:
         # The record is bounded: this turn's observations get what the turn and episode caps
         # leave after the action; a turn that fills the episode's record ends the episode.
         meter, caps = live.meter, self.limits
+        # The tools ran the action as sent; the record keeps it within its cap, marked.
+        action, _ = fit_action(action, caps.max_action_bytes)
         size = action_bytes(action)
         left = caps.max_episode_bytes - meter.size - size
         budget = max(0, min(caps.max_turn_observation_bytes, left))

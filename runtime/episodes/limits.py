@@ -31,8 +31,10 @@ class EngineLimits:
     closed_memory: int = 10_000
     """How many closed episode ids are remembered, to tell 'closed' from 'never existed'."""
     max_action_bytes: int = 2 * 1024 * 1024
-    """Largest action a step may carry (its message text, raw text, token ids at 10 bytes and
-    logprobs at 8 bytes each, metadata JSON); a larger one is refused with INVALID_ARGUMENT."""
+    """What the record keeps of one action (message text, raw text, token ids at 10 bytes and
+    logprobs at 8 bytes each, metadata JSON). The tools run the action as sent; its longest
+    model-written texts are cut for the record, marked. Token ids, logprobs and metadata over
+    half of it are refused with INVALID_ARGUMENT (the client's data, not the model's)."""
     max_turn_observation_bytes: int = 1024 * 1024
     """Bytes of text one turn's observations may hold together; beyond it they are cut (short
     ones kept whole, the rest shared evenly) and each cut one is marked."""

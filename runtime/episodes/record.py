@@ -18,6 +18,9 @@ from runtime.env.types import Action, Episode
 from runtime.tools.executor import CallRecord
 from runtime.tools.messages import Message
 
+ACTION_CUT_MARK = (
+    "\n[cut for the record: this text held {size} bytes; an action is kept up to {cap}]"
+)
 CUT_MARK = (
     "\n[observation cut: it held {size} bytes; this turn's observations may hold {cap} bytes "
     "in all{why}]"
@@ -35,10 +38,58 @@ def message_bytes(message: Message) -> int:
 def action_bytes(action: Action) -> int:
     """The bytes one action adds to the record (its message, raw text, tokens, metadata)."""
     size = message_bytes(action.message) + len((action.raw_text or "").encode("utf-8", "replace"))
-    size += 10 * len(action.token_ids) + 8 * len(action.logprobs)
+    return size + client_data_bytes(action)
+
+
+def client_data_bytes(action: Action) -> int:
+    """The bytes of what the client (not the model) adds to an action: token ids, logprobs,
+    metadata."""
+    size = 10 * len(action.token_ids) + 8 * len(action.logprobs)
     if action.metadata:
         size += len(json.dumps(action.metadata, default=str).encode())
     return size
+
+
+def fit_action(action: Action, cap: int) -> tuple[Action, bool]:
+    """The action as the record keeps it: its model-written text (content, raw text, each
+    call's arguments) cut to ``cap`` bytes in all, each cut part marked; whether anything was.
+    The tools run the action as sent: only the record is cut."""
+    size = action_bytes(action)
+    if size <= cap:
+        return action, False
+    message = action.message
+    texts = [
+        message.content or "",
+        action.raw_text or "",
+        *(c.arguments for c in message.tool_calls),
+    ]
+    sizes = [len(t.encode("utf-8", "replace")) for t in texts]
+    allowed = _share(sizes, max(0, cap - (size - sum(sizes))))
+    cut = [
+        text
+        if length <= keep
+        else text.encode("utf-8", "replace")[:keep].decode("utf-8", "ignore")
+        + ACTION_CUT_MARK.format(size=length, cap=cap)
+        for text, length, keep in zip(texts, sizes, allowed, strict=True)
+    ]
+    calls = [
+        call.model_copy(update={"arguments": arguments})
+        for call, arguments in zip(message.tool_calls, cut[2:], strict=True)
+    ]
+    fitted = message.model_copy(
+        update={
+            "content": cut[0] if message.content is not None else None,
+            "tool_calls": calls,
+        }
+    )
+    return (
+        dataclasses.replace(
+            action,
+            message=fitted,
+            raw_text=cut[1] if action.raw_text is not None else None,
+        ),
+        True,
+    )
 
 
 @dataclass(frozen=True)
