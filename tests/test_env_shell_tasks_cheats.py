@@ -683,9 +683,6 @@ async def play_cheats(client: InProcessClient, task: Any) -> dict[str, str]:
                 if "__ok__" not in seen:
                     wrong[item.name] = f"the cheat's commands failed: {seen[-300:]}"
             scored = await ep.score()
-            print(
-                f"CHEAT {task.id}/{item.name}: {scored.reward.score} {scored.reward.reason[:230]}"
-            )
             if scored.reward.score != 0.0:
                 wrong[item.name] = f"scored {scored.reward.score}: {scored.reward.reason}"
         assert "__ok__" in await bash(ep, RESTORE)
