@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import copy
 import json
 import os
 import re
@@ -39,6 +40,9 @@ import sys
 import textwrap
 import time
 import traceback
+from collections import Counter, OrderedDict, defaultdict, deque
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024
@@ -148,10 +152,6 @@ def _iterator_items(value: Any, depth: int) -> list[Any]:
 
 
 def _encoders() -> dict[type, Any]:
-    from collections import Counter, OrderedDict, defaultdict, deque
-    from decimal import Decimal
-    from fractions import Fraction
-
     return {
         str: lambda v, d: str.__str__(v),
         int: lambda v, d: {"i": hex(v)},
@@ -177,7 +177,8 @@ def _encoders() -> dict[type, Any]:
     }
 
 
-_ENCODERS: dict[type, Any] = {}
+_ENCODERS: dict[type, Any] = _encoders()
+"""How each crossable type is encoded, by exact type."""
 
 
 def _plain_subclass_base(kind: type) -> type | None:
@@ -217,8 +218,6 @@ def encode(value: Any, depth: int = 0) -> Any:
     """
     if depth > 200:
         raise CodecError("value nested too deeply")
-    if not _ENCODERS:
-        _ENCODERS.update(_encoders())
     kind = type(value)
     if value is None or kind is bool or kind is str:
         return value
@@ -269,8 +268,6 @@ def _decoded_pairs(body: Any, depth: int) -> list[tuple[Any, Any]]:
 
 
 def _decoded_factory(spec: Any, depth: int) -> Any:
-    import copy
-
     if spec is None:
         return None
     if isinstance(spec, str) and spec in _FACTORIES:
@@ -282,10 +279,6 @@ def _decoded_factory(spec: Any, depth: int) -> Any:
 
 
 def _decode_tagged(tag: str, body: Any, depth: int) -> Any:
-    from collections import Counter, OrderedDict, defaultdict, deque
-    from decimal import Decimal, InvalidOperation
-    from fractions import Fraction
-
     if tag == "i":
         return _hex_int(body)
     if tag == "f":
