@@ -69,6 +69,12 @@ WITH_PYTHON_SESSION = ["bash", "python3", "python3"]
 """The same with the persistent Python session running too."""
 
 
+PROCESS_LIMIT = (
+    "[process limit: the sandbox's limit of 256 processes was reached and held, so every "
+    "process the tools had started was killed]"
+)
+
+
 def timed_out(seconds: float) -> str:
     return f"[timed out after {seconds:g} s: the command and every process it started were killed]"
 
@@ -442,23 +448,20 @@ _FORK_NOISE = [
 
 @pytest.mark.slow
 async def test_fork_bomb_in_bash(adv: Stub, docker_client: docker.DockerClient) -> None:
-    """The classic bomb, held in the call until its timeout (`; sleep`): the pids limit stops
-    the flood, the timeout kills the call's whole process group, the next call works.
-
-    The bare ``:(){ :|:& };:`` returns at once and leaves the bomb raging between calls; the
-    next call then races it for the pids limit and loses about one run in ten: that is the bug
-    `test_fork_bomb_in_python_keeps_the_episode_usable` pins down deterministically.
-    """
-    async with hostile(adv, docker_client, call_timeout_s=3) as ep:
+    """The classic bomb, held in the call (`; sleep`): the pids limit stops the flood, and the
+    agent's watchdog, seeing the tools held at the limit, kills every tool process well before
+    the call's timeout; the call says why, and the next call works."""
+    async with hostile(adv, docker_client, call_timeout_s=30) as ep:
         text, info, response = await asyncio.wait_for(
             ep.tool("bash", {"command": ":(){ :|:& };:; sleep 60"}), 55
-        )  # a hang guard: the bomb is killed at its 3 s timeout, long before the sleep ends
-        assert info.timed_out
-        assert info.error == "timeout"
+        )  # a hang guard: the watchdog ends the bomb long before the sleep or the timeout
+        assert not info.timed_out, text
+        assert info.error == "process_limit", text
         assert not response.done
-        # Fork failures may be reported before the timeout notice.
-        assert text.endswith(timed_out(3) + "\n" + RESTARTED)
-        for line in text.splitlines()[:-2]:  # the last stderr line may be cut by the cap
+        assert PROCESS_LIMIT in text, text
+        assert text.endswith(RESTARTED), text
+        # Fork failures may be reported before the notice.
+        for line in text.splitlines()[:-3]:  # the last stderr line may be cut by the cap
             assert line.startswith("[output truncated: stderr was ") or any(
                 known.startswith(line) for known in _FORK_NOISE
             ), text
@@ -794,16 +797,17 @@ async def test_daemonized_grandchild_dies_at_the_latest_at_episode_end(
         assert await ep.sh(f"setsid nohup sleep {direct} >/dev/null 2>&1 &") == "(no output)"
         # Double fork: the daemon is orphaned to the agent (PID 1) at once.
         text = await ep.sh(f"(setsid nohup sleep {double} >/dev/null 2>&1 &); echo spawned")
-        assert text == "spawned"
+        # The shell may report the job killed after the first call here already.
+        assert text.splitlines()[0] == "spawned", text
         code = (
             "import subprocess\n"
             f"_ = subprocess.run('setsid nohup sleep {from_python} &', shell=True)"
         )
         assert await ep.py(code) == "(no output)"
 
-        # The shell reports the job it lost, once, on the call after.
-        notice = await ep.sh("echo $$")
-        assert "Killed" in notice
+        # The shell reports the job it lost, once, on one of the calls after.
+        notice = text + await ep.sh("echo $$")
+        assert notice.count("Killed") == 1, notice
         assert f"sleep {direct}" in notice
         seen = {args: ppid for _, ppid, args in await ep.processes()}
         # Orphans and escaped jobs alike are killed when the call that made them ends.

@@ -39,6 +39,8 @@ CHUNK = 65536
 
 _write_lock = threading.Lock()
 _calls_lock = threading.Lock()
+_sweep_lock = threading.Lock()
+"""Held while every tool process is being killed: no tool process may start meanwhile."""
 _calls: dict[Any, tuple[subprocess.Popen[bytes], Request]] = {}
 """Request id -> (Popen, request) of a running command."""
 _sessions: dict[str, "Session"] = {}
@@ -77,12 +79,22 @@ _PR_CAPBSET_DROP = 24
 _LAST_CAP = 63
 
 
+MEMORY_BUDGET: int | None = None
+"""Bytes the sandbox may use, enforced by the agent's watchdog where the kernel's own limit would
+kill the whole sandbox (gVisor); None where the container's cgroup enforces it (runc)."""
+
+
 def configure(argv: list[str]) -> None:
-    """Take the tool user from ``argv`` (``UID[:GID]``); a tool user of uid 0 is refused."""
-    global TOOL_UID, TOOL_GID
-    if argv:
-        uid, _, gid = argv[0].partition(":")
-        TOOL_UID, TOOL_GID = int(uid), int(gid or uid)
+    """Take the tool user (``UID[:GID]``) and an optional ``memory=BYTES`` budget from ``argv``;
+    a tool user of uid 0 is refused."""
+    global TOOL_UID, TOOL_GID, MEMORY_BUDGET
+    for arg in argv:
+        key, _, value = arg.rpartition("=")
+        if key == "memory":
+            MEMORY_BUDGET = int(value)
+        else:
+            uid, _, gid = value.partition(":")
+            TOOL_UID, TOOL_GID = int(uid), int(gid or uid)
     if TOOL_UID == 0 or TOOL_GID == 0:
         raise SystemExit("runtime-agent: tools never run as root")
 
@@ -125,7 +137,10 @@ def drop_privileges() -> None:
 
 
 def oom_kills() -> int | None:
-    """The container cgroup's OOM-kill counter, or None where the kernel does not expose it."""
+    """The OOM-kill counter: the watchdog's where it enforces the budget, else the container
+    cgroup's, or None where the kernel does not expose it."""
+    if MEMORY_BUDGET is not None:
+        return _watchdog_kills["memory"]
     for path, key in (
         ("/sys/fs/cgroup/memory.events", "oom_kill"),
         ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
@@ -161,20 +176,33 @@ def _child_setup(nproc: int | None = None) -> None:
 def _setup_for(req: Request) -> Callable[[], None]:
     nproc = req.get("nproc")
     limit = nproc if isinstance(nproc, int) and nproc > 0 else None
+    if limit is not None and _nproc_limit[-1:] != [limit]:
+        _nproc_limit[:] = [limit]
     return lambda: _child_setup(limit)
+
+
+_last_group_kill = [0.0]
+"""When the agent last killed a group that still had processes: their zombies count against
+the process limit until they are reaped, which the watchdog must not take for a fork bomb."""
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     # A fork bomb can fork between one killpg and the next: repeat until the group is empty
     # (or only zombies are left), within a bound.
-    for _ in range(200):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            return
-        if not _group_alive(proc.pid):
-            return
-        time.sleep(0.001)
+    killed = False
+    try:
+        for _ in range(200):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                return
+            killed = True
+            if not _group_alive(proc.pid):
+                return
+            time.sleep(0.001)
+    finally:
+        if killed:
+            _last_group_kill[0] = time.monotonic()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -209,9 +237,10 @@ def run_command(req: Request) -> Reply:
     timeout = float(req.get("timeout", 30.0))
     env = dict(req.get("env") or {})
     oom_before = oom_kills()
+    limit_before = process_limit_kills()
     started = time.monotonic()
     # Spawn under the lock so the orphan reaper never reaps a child before we track it.
-    with _calls_lock:
+    with _sweep_lock, _calls_lock:
         try:
             proc = subprocess.Popen(
                 argv,
@@ -227,7 +256,9 @@ def run_command(req: Request) -> Reply:
             return {"ok": False, "error": f"could not start the command: {exc.strerror}"}
         _calls[req["id"]] = (proc, req)
     try:
-        return _supervise(proc, req, cap, timeout, started, oom_before)
+        reply = _supervise(proc, req, cap, timeout, started, oom_before)
+        reply["process_limit"] = process_limit_kills() > limit_before
+        return reply
     finally:
         _kill_group(proc)
         with _calls_lock:
@@ -488,6 +519,7 @@ class Session:
         out = _Marked(b"\n" + tag + b" ", cap, wants_code=True)
         err = _Marked(b"\n" + tag + b"\n", cap, wants_code=False)
         oom_before = oom_kills()
+        limit_before = process_limit_kills()
         started = time.monotonic()
         try:
             threading.Thread(
@@ -534,6 +566,7 @@ class Session:
             and oom_after is not None
             and oom_after > oom_before,
             "session_reset": reset,
+            "process_limit": process_limit_kills() > limit_before,
             "duration": time.monotonic() - started,
         }
 
@@ -558,7 +591,7 @@ def run_in_session(req: Request) -> Reply:
                 session.kill()
             if fresh:
                 # Under the calls lock, like run_command: the reaper must not take the new child.
-                with _calls_lock:
+                with _sweep_lock, _calls_lock:
                     try:
                         session = Session(name, req)
                     except OSError as exc:
@@ -571,7 +604,7 @@ def run_in_session(req: Request) -> Reply:
                         free_processes()
                     finally:
                         _sessions_lock.acquire()
-                    with _calls_lock:
+                    with _sweep_lock, _calls_lock:
                         try:
                             session = Session(name, req)
                         except OSError:
@@ -688,7 +721,8 @@ def as_tool_user(operation: Callable[[Request], Reply]) -> Callable[[Request], R
 def _fork_as_tool_user(operation: Callable[[Request], Reply], req: Request) -> Reply:
     read_end, write_end = os.pipe()
     try:
-        with _calls_lock:  # the reaper must not take the child before it is registered
+        # Not during a sweep; and the reaper must not take the child before it is registered.
+        with _sweep_lock, _calls_lock:
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child
                 _file_child(operation, req, write_end)
@@ -874,27 +908,177 @@ def _real_uid(pid: int) -> int | None:
     return None
 
 
-def kill_tool_user(rounds: int = 200) -> None:
-    """SIGKILL every process of the tool uid, over and over until none is left (a fork bomb
-    forks between two sweeps), within a bound. Only tools run under that uid, never the agent."""
+def kill_tool_user(rounds: int = 50) -> None:
+    """SIGKILL every process of the tool uid, over and over (a fork bomb forks between two
+    sweeps), within a bound. Only tools run under that uid, never the agent.
+
+    The sweep is `kill(-1)` from a child that has become the tool user: one system call reaches
+    every such process, where reading /proc process by process is far too slow while a fork
+    bomb churns (under gVisor, seconds). A look through /proc then catches any stragglers.
+    """
     if os.getuid() == TOOL_UID:
         return
-    for _ in range(rounds):
-        found = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            if _real_uid(int(entry)) != TOOL_UID:
-                continue
+    with _sweep_lock:
+        try:
+            with _calls_lock:  # the reaper must not take the child before it is registered
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - the child
+                    _sweep_child(rounds)
+                _file_children.add(pid)
+        except OSError:
+            pass
+        else:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            with _calls_lock:
+                _file_children.discard(pid)
+        for pid in _tool_processes():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        reap_once()
+
+
+def _sweep_child(rounds: int) -> None:
+    """The forked sweeper: become the tool user, kill(-1) until no one is left, exit."""
+    code = 0
+    try:
+        os.closerange(0, 65536)
+        drop_privileges()
+        for _ in range(rounds):
+            os.kill(-1, signal.SIGKILL)  # every process of this uid but the caller
+            time.sleep(0.002)
+    except ProcessLookupError:
+        pass  # none left to signal
+    except BaseException:
+        code = 1
+    os._exit(code)
+
+
+# --- the watchdog: memory (where the agent enforces it) and the process limit ------------------
+
+WATCH_BUSY_S = 0.05
+WATCH_IDLE_S = 0.5
+PROCESS_LIMIT_SAMPLES = 4
+"""How many more of the watchdog's looks must find the tools at the process limit than not
+before all their processes are killed: enough for a program that meets the limit and handles
+it, few enough that a fork bomb's churn ends before it costs the sandbox (gVisor keeps a host
+process for every address space; while it churns, the agent gets few looks)."""
+KILL_SETTLE_S = 1.0
+"""After the agent kills a call's group, how long its zombies are not taken for pressure."""
+_watchdog_kills = {"memory": 0, "processes": 0}
+_nproc_limit: list[int] = []
+"""The tool user's process limit, as the last request that carried one set it (gVisor)."""
+
+
+def memory_used() -> int:
+    """Bytes in use in the whole sandbox (processes and tmpfs), from its kernel's meminfo."""
+    total = free = 0
+    with open("/proc/meminfo", "rb") as handle:
+        for line in handle:
+            if line.startswith(b"MemTotal:"):
+                total = int(line.split()[1]) * 1024
+            elif line.startswith(b"MemFree:"):
+                free = int(line.split()[1]) * 1024
+                break
+    return total - free
+
+
+def _tool_processes() -> list[int]:
+    """Pids of the live processes of the tool user."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _real_uid(int(entry)) == TOOL_UID:
             fields = _stat_fields(int(entry))
             if fields and fields[0] != "Z":
-                found = True
-                with contextlib.suppress(OSError):
-                    os.kill(int(entry), signal.SIGKILL)
-        if not found:
+                found.append(int(entry))
+    return found
+
+
+def _resident(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def kill_largest(budget: int) -> None:
+    """What a kernel OOM killer does: SIGKILL the tool process with the most resident memory,
+    then wait (boundedly) until its memory is given back, so that one excess costs one process,
+    not also the next one to start while the first is still being torn down."""
+    victims = sorted(_tool_processes(), key=_resident, reverse=True)
+    if not victims:
+        return
+    _watchdog_kills["memory"] += 1
+    with contextlib.suppress(OSError):
+        os.kill(victims[0], signal.SIGKILL)
+    dead_at: float | None = None
+    until = time.monotonic() + 0.5
+    while time.monotonic() < until:
+        time.sleep(0.01)
+        fields = _stat_fields(victims[0])
+        if fields and fields[0] not in ("Z", "X"):
+            continue
+        dead_at = dead_at or time.monotonic()
+        # Its memory comes back a few tens of milliseconds after it dies.
+        if memory_used() <= budget or time.monotonic() - dead_at > 0.1:
             return
-        reap_once()
-        time.sleep(0.001)
+
+
+def at_process_limit() -> bool:
+    """Whether the tools have (nearly) used up the sandbox's process limit. One cheap look: a
+    fork bomb's orphans arrive faster than they can be reaped, so no reaping here (the reaper
+    thread does that, and the watchdog's grace outlasts the teardown of a killed call)."""
+    for current_file, max_file in (
+        ("/sys/fs/cgroup/pids.current", "/sys/fs/cgroup/pids.max"),
+        ("/sys/fs/cgroup/pids/pids.current", "/sys/fs/cgroup/pids/pids.max"),
+    ):
+        try:
+            with open(current_file) as current, open(max_file) as most:
+                used, cap = current.read().strip(), most.read().strip()
+        except OSError:
+            continue
+        return cap.isdigit() and int(used) >= int(cap) - 2
+    if not _nproc_limit:
+        return False
+    # Every process but the agent and its file-operation children is the tool user's: one
+    # listing counts them (reading each one's status is far too slow while a fork bomb churns).
+    processes = sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+    tools = processes - 1 - len(_file_children)
+    # gVisor counts exiting tasks against the limit while /proc no longer lists them: a fork
+    # bomb meets it with about two thirds of the limit listed.
+    return tools >= _nproc_limit[-1] // 2
+
+
+def watchdog() -> None:
+    """End process-limit exhaustion and enforce the memory budget (where set), forever.
+
+    Looks that find the tools at the limit count up, looks that do not count down, since a
+    fork bomb's churn dips below the limit now and then; a program that meets the limit once
+    and goes on never gathers enough.
+    """
+    pressure = 0
+    while True:
+        busy = bool(_calls) or pressure > 0
+        time.sleep(WATCH_BUSY_S if busy else WATCH_IDLE_S)
+        try:
+            settling = time.monotonic() - _last_group_kill[0] < KILL_SETTLE_S
+            if at_process_limit() and not settling:
+                pressure += 1
+            else:
+                pressure = max(0, pressure - 1)
+            if pressure >= PROCESS_LIMIT_SAMPLES:
+                pressure = 0
+                free_processes()
+            elif MEMORY_BUDGET is not None and memory_used() > MEMORY_BUDGET:
+                kill_largest(MEMORY_BUDGET)
+        except Exception:  # the watchdog must outlive any odd /proc entry
+            continue
+
+
+def process_limit_kills() -> int:
+    """How many times every tool process was killed at the process limit."""
+    return _watchdog_kills["processes"]
 
 
 HANDLERS: dict[str, Callable[[Request], Reply]] = {
@@ -930,14 +1114,17 @@ _reset_by_recovery: set[str] = set()
 
 def free_processes() -> None:
     """Kill every session and every tool process: the way back from a process-limit
-    exhaustion."""
+    exhaustion. Calls running meanwhile say so in their replies (`process_limit`); when none
+    runs, each killed session's next call says why it is fresh."""
+    _watchdog_kills["processes"] += 1
+    notify = not _calls
     with _sessions_lock:
         sessions = list(_sessions.items())
+    kill_tool_user()
     for name, session in sessions:
-        if not session.killed:
+        if not session.killed and notify:
             _reset_by_recovery.add(name)
         session.kill()
-    kill_tool_user()
     settle()
 
 
@@ -959,6 +1146,7 @@ def main(stream: IO[bytes], argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if os.getpid() == 1:
         threading.Thread(target=reap_forever, daemon=True).start()
+    threading.Thread(target=watchdog, daemon=True).start()
     ready = {"id": 0, "op": "ready", "version": PROTOCOL_VERSION, "pid": os.getpid()}
     send({**ready, "uid": os.getuid()})
     while True:

@@ -26,6 +26,9 @@ class ExecResult:
     stdout_bytes: int = 0
     """Bytes the command wrote to stdout, including what was dropped."""
     stderr_bytes: int = 0
+    process_limit: bool = False
+    """The sandbox's process limit was reached and stayed reached, so every tool process (this
+    call's included, sessions too) was killed: what ends a fork bomb."""
     session_reset: bool = False
     """The call ran in a persistent session that had to be killed (timeout, exit, crash): the
     next call starts a fresh one, without the old working directory, variables or jobs."""

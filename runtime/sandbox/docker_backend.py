@@ -9,7 +9,6 @@ import socket
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import docker
@@ -36,6 +35,17 @@ AGENT_CAPABILITIES = ("SETUID", "SETGID", "KILL", "SETPCAP")
 """The agent's whole capability set: become the tool user, signal tools, drop their bounding set."""
 
 
+def gvisor_memory_headroom(memory: int) -> int:
+    """Memory the container's cgroup gets above the sandbox's budget under gVisor: for its
+    kernel and host processes, and the watchdog's reaction time."""
+    return 384 * 1024 * 1024 + memory // 4
+
+
+def gvisor_host_pids(pids_limit: int) -> int:
+    """The host pids limit of a gVisor sandbox whose tools may hold ``pids_limit`` processes."""
+    return pids_limit * 64 + 1024
+
+
 def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, Any]:
     """Every Docker option a sandbox container gets: the one place hardening is decided."""
     memory = spec.memory_bytes
@@ -44,6 +54,12 @@ def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, A
     work_opts = ",".join(
         ["rw", "exec", f"size={parse_size(spec.workdir_size)}", "mode=0755", owner]
     )
+    gvisor = spec.isolation == "gvisor"
+    if gvisor:
+        # gVisor's kernel, its host processes and the tools share the container's cgroup, and
+        # reaching its limit kills the whole sandbox: the cgroup gets headroom above the budget,
+        # and the agent enforces the budget itself, killing tool processes as an OOM killer would.
+        memory += gvisor_memory_headroom(memory)
     host_config: dict[str, Any] = {
         "network_mode": "none",
         "read_only": True,
@@ -54,9 +70,10 @@ def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, A
         "security_opt": ["no-new-privileges"],
         "mem_limit": memory,
         "memswap_limit": memory,
-        # Under gVisor the host limit also counts the sandbox kernel's threads: a roomier
-        # ceiling there, and the agent enforces `pids_limit` inside (RLIMIT_NPROC).
-        "pids_limit": spec.pids_limit if spec.isolation == "runc" else spec.pids_limit * 12 + 512,
+        # Under gVisor the host limit also counts the sandbox kernel's threads and a host
+        # process per address space it keeps (tens per tool process after a fork bomb): a far
+        # roomier ceiling there, and the agent enforces `pids_limit` inside (RLIMIT_NPROC).
+        "pids_limit": gvisor_host_pids(spec.pids_limit) if gvisor else spec.pids_limit,
         "nano_cpus": int(spec.cpus * 1e9),
         "tmpfs": {
             spec.workdir: work_opts,
@@ -67,11 +84,13 @@ def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, A
         "log_config": {"type": "none", "config": {}},
         "init": False,
     }
-    if spec.isolation == "gvisor":
+    agent_args = [f"user={uid}:{gid or uid}"]
+    if gvisor:
         host_config["runtime"] = "runsc"
+        agent_args.append(f"memory={spec.memory_bytes}")
     return {
         "image": spec.image,
-        "command": ["python3", "-I", "-c", BOOTSTRAP, f"{uid}:{gid or uid}"],
+        "command": ["python3", "-I", "-c", BOOTSTRAP, *agent_args],
         # The agent runs as uid 0 so that no tool (always the spec's user) can reach it.
         "user": "0:0",
         "working_dir": spec.workdir,
@@ -101,6 +120,7 @@ class DockerSandbox(Sandbox):
         self._channel = channel
         self._keepalive = keepalive  # the SDK's socket wrapper; dropping it may close the socket
         self._closed = False
+        self._saw_oom = False
         self.episode_id = ""
         self._env = self._base_env(spec)
 
@@ -152,6 +172,7 @@ class DockerSandbox(Sandbox):
             raise CommandNotRunError(str(reply.get("error", "the command could not be run"))[:1000])
         cap = self.spec.output_cap_bytes
         exit_code = reply.get("exit_code")
+        self._saw_oom = self._saw_oom or reply.get("oom_killed") is True
         return ExecResult(
             exit_code=exit_code if isinstance(exit_code, int) else None,
             stdout=str(reply.get("stdout", ""))[:cap],
@@ -163,6 +184,7 @@ class DockerSandbox(Sandbox):
             stderr_truncated=reply.get("stderr_truncated") is True,
             stdout_bytes=_int(reply.get("stdout_bytes")),
             stderr_bytes=_int(reply.get("stderr_bytes")),
+            process_limit=reply.get("process_limit") is True,
             session_reset=reply.get("session_reset") is True,
         )
 
@@ -198,7 +220,10 @@ class DockerSandbox(Sandbox):
         try:
             return await self._channel.request(op, payload, timeout_s)
         except SandboxError as exc:
-            raise SandboxError(await self._backend.explain_failure(self.id, str(exc))) from exc
+            explained = await self._backend.explain_failure(
+                self.id, str(exc), earlier_oom=self._saw_oom
+            )
+            raise SandboxError(explained) from exc
 
 
 def _int(value: Any) -> int:
@@ -284,30 +309,34 @@ class DockerBackend(SandboxBackend):
         removed: int = await self._call(self._remove_owned)
         return removed
 
-    async def explain_failure(self, container_id: str, reason: str) -> str:
-        """Turn a channel failure into a sentence naming what happened to the container."""
+    async def explain_failure(
+        self, container_id: str, reason: str, *, earlier_oom: bool = False
+    ) -> str:
+        """Turn a channel failure into a sentence naming what happened to the container.
+
+        Docker's `OOMKilled` flag says the container's cgroup hit its limit at some point, not
+        why it stopped. It names the cause only when no tool call had already reported an
+        out-of-memory kill (``earlier_oom``): then nothing but the sandbox's own end set it.
+        No time window is involved, so the answer does not depend on the machine's load.
+        """
         try:
             state = await self._call(self._state, container_id)
         except Exception:
             return reason
         if state is None:
             return f"{reason}: the sandbox container no longer exists"
-        if state.get("Running", False) or (
-            state.get("ExitCode") == 137 and not state.get("OOMKilled")
-        ):
-            # Docker may record the exit a moment before the OOM event: look once more.
+        if state.get("Running", False):
+            # The channel broke a moment before Docker recorded the exit: look once more.
             await asyncio.sleep(0.2)
             with contextlib.suppress(Exception):
                 state = await self._call(self._state, container_id) or state
-        if not state.get("Running", False):
-            code = state.get("ExitCode")
-            if code == 137 and await self._call(self._oom_at_exit, container_id, state):
-                return f"{reason}: the sandbox ran out of memory and was killed (exit code 137)"
-            # Docker's OOMKilled flag stays set after any earlier OOM kill of a tool process,
-            # so alone it cannot say why the container stopped; it is only mentioned.
-            oom = "; an out-of-memory kill was recorded in it" if state.get("OOMKilled") else ""
-            return f"{reason}: the sandbox container stopped (exit code {code}){oom}"
-        return reason
+        if state.get("Running", False):
+            return reason
+        code = state.get("ExitCode")
+        if state.get("OOMKilled") and not earlier_oom:
+            return f"{reason}: the sandbox ran out of memory and was killed (exit code {code})"
+        earlier = "; an earlier call's process was killed for memory" if earlier_oom else ""
+        return f"{reason}: the sandbox container stopped (exit code {code}){earlier}"
 
     async def ping(self) -> None:
         """Raise `UnavailableError` unless the Docker daemon answers."""
@@ -387,27 +416,6 @@ class DockerBackend(SandboxBackend):
         for item in found:
             self._remove(item["Id"])
         return len(found)
-
-    def _oom_at_exit(self, container_id: str, state: dict[str, Any]) -> bool:
-        """Whether Docker saw an OOM kill in the container within moments of its exit: that,
-        not an earlier OOM of a tool process, is what stopped it."""
-        finished = str(state.get("FinishedAt", ""))[:26].rstrip("Z")
-        try:
-            at = datetime.fromisoformat(finished).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            return False
-        until = min(at + 2.0, time.time())
-        events = self._docker().api.events(
-            since=int(at - 3),
-            until=max(int(until), int(at - 3) + 1),
-            filters={"container": container_id, "event": "oom"},
-            decode=True,
-        )
-        try:
-            return any(abs(float(e.get("timeNano", 0)) / 1e9 - at) < 3.0 for e in events)
-        finally:
-            with contextlib.suppress(Exception):
-                events.close()
 
     def _state(self, container_id: str) -> dict[str, Any] | None:
         try:

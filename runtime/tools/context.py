@@ -44,7 +44,8 @@ class ToolOutput:
     output_truncated: bool = False
     error: str | None = None
     """Machine-readable failure kind (`unknown_tool`, `invalid_arguments`, `timeout`,
-    `out_of_memory`, `nonzero_exit`, `tool_error`, `sandbox_error`), None on success."""
+    `out_of_memory`, `process_limit`, `nonzero_exit`, `tool_error`, `sandbox_error`), None on
+    success."""
     ends_episode: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
 

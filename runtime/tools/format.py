@@ -9,7 +9,9 @@ def _mib(value: int) -> str:
     return f"{value / (1024 * 1024):.0f} MiB"
 
 
-def format_exec(result: ExecResult, *, timeout_s: float, cap: int, memory_bytes: int) -> str:
+def format_exec(
+    result: ExecResult, *, timeout_s: float, cap: int, memory_bytes: int, pids_limit: int
+) -> str:
     """The tool message text for one command's result."""
     parts: list[str] = []
     if result.stdout:
@@ -28,6 +30,11 @@ def format_exec(result: ExecResult, *, timeout_s: float, cap: int, memory_bytes:
         parts.append(
             f"[timed out after {timeout_s:g} s: the command and every process it started "
             "were killed]"
+        )
+    elif result.process_limit:
+        parts.append(
+            f"[process limit: the sandbox's limit of {pids_limit} processes was reached and "
+            "held, so every process the tools had started was killed]"
         )
     elif result.oom_killed:
         parts.append(
@@ -50,6 +57,8 @@ def exec_error_kind(result: ExecResult) -> str | None:
     """The machine-readable failure kind of a command's result, None when it succeeded."""
     if result.timed_out:
         return "timeout"
+    if result.process_limit:
+        return "process_limit"
     if result.oom_killed:
         return "out_of_memory"
     if result.exit_code != 0:
