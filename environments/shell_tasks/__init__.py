@@ -26,7 +26,7 @@ from runtime.env import (
 from runtime.errors import InvalidArgumentError
 from runtime.sandbox.backend import Sandbox
 
-from .core import Box, Check, Probe, ShellTask, parse_setup_output
+from .core import Box, Check, Probe, ShellTask, UncheckableError, parse_setup_output
 from .tasks import CATEGORIES, TASKS
 
 __all__ = [
@@ -195,7 +195,10 @@ class ShellTasksEnv(Environment):
                 Check("processes_stopped", False, "the model's processes could not be stopped")
             ]
         else:
-            checks = await task.check(probe, state["expected"])
+            try:
+                checks = await task.check(probe, state["expected"])
+            except UncheckableError as exc:
+                checks = [Check("checkable", False, str(exc))]
         meta["check_s"] = round(time.monotonic() - started, 3)
         meta["checks"] = [{"name": c.name, "ok": c.ok, "detail": c.detail[:300]} for c in checks]
         failed = [c for c in checks if not c.ok]

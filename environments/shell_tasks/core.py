@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runtime.env import EpisodeContext
+from runtime.errors import CommandNotRunError, SandboxError
 from runtime.sandbox.backend import ExecResult, Sandbox
 
 if TYPE_CHECKING:
@@ -163,6 +164,12 @@ real uid in /proc/PID/status, which a non-dumpable process cannot hide); run wit
 that it has no shell parent to kill. The agent's own `kill_all` runs first."""
 
 
+class UncheckableError(RuntimeError):
+    """The state cannot be checked because of something the model did (a script under test
+    that broke its fresh sandbox, a path it turned into a symlink out of /work): the check
+    fails with this message instead of the scoring call failing."""
+
+
 @dataclass(frozen=True)
 class Setup:
     """What a task prepares: files written first, then a bash script; all before turn one."""
@@ -274,9 +281,12 @@ class Box:
         """Run a command whose subject is a program of the model's (in a fresh sandbox), then
         kill whatever it left running, so that nothing of it outlives its own run."""
         try:
-            return await self.sh(script)
-        finally:
-            await self.sandbox.kill_all()
+            try:
+                return await self.sh(script)
+            finally:
+                await self.sandbox.kill_all()
+        except (SandboxError, CommandNotRunError) as exc:
+            raise UncheckableError(f"the program under test broke its sandbox: {exc}") from exc
 
     async def python(self, code: str, *args: str, stdin: str = "") -> ExecResult:
         """Run trusted Python isolated from /work (``python3 -I -S``)."""
@@ -337,7 +347,7 @@ class Box:
         for path, content in files.items():
             written = await self.sandbox.write_file(path, content)
             if not written.ok:
-                raise RuntimeError(f"could not write {path}: {written.error}")
+                raise UncheckableError(f"could not write {path}: {written.error}")
 
     async def snapshot(self, root: str) -> dict[str, dict[str, Any]] | None:
         """Every entry below ``/work/root`` by relative path (``.`` for root), or None."""
