@@ -28,6 +28,8 @@ help:
 	@echo "                  INSTANCES=\"NAME 'PATTERN*' ...\" names the instances, e.g. after a crash"
 	@echo "make test-gvisor  the sandbox test set under gVisor (runsc) only"
 	@echo "make bench        benchmark against the raw Docker SDK (BENCH_ARGS=--quick)"
+	@echo "make soak         hostile episodes against a real server; fails on a canary miss, a leak, a"
+	@echo "                  lost sandbox (SOAK_EPISODES=1000 SOAK_CONCURRENCY=16 SOAK_ISOLATION=runc|gvisor)"
 	@echo "make dev          the docker-compose dev loop: build, up, wait until healthy"
 	@echo "make dev-down     stop the dev loop and remove its sandboxes"
 
@@ -67,13 +69,18 @@ typecheck:
 # The run's containers carry a unique owner label, so clean-check judges this run only.
 TEST_OWNER := pytest-$(shell date +%s)-$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 # The sandbox test set runs a second time under gVisor (runsc), which setup registers.
-SANDBOX_TESTS := tests/test_sandbox_defaults.py tests/test_builtin_tools.py
+SANDBOX_TESTS := tests/test_sandbox_defaults.py tests/test_builtin_tools.py \
+	tests/test_agent_isolation.py tests/test_soak.py
+# ... and a shipped shell environment's gold episodes, end to end, under gVisor.
+GVISOR_ENV_TEST = $(PY) -m runtime env test shell_tasks --sandbox-isolation gvisor -c 4
 test: lint typecheck proto-check
 	@status=0; \
 	RUNTIME_TEST_OWNER=$(TEST_OWNER) $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	echo "--- the sandbox test set again, under gVisor ---"; \
 	RUNTIME_TEST_OWNER=$(TEST_OWNER) RUNTIME_TEST_ISOLATION=gvisor \
 		$(PY) -m pytest $(SANDBOX_TESTS) $(PYTEST_ARGS) || { [ $$status -ne 0 ] || status=1; }; \
+	echo "--- env test shell_tasks, under gVisor ---"; \
+	$(GVISOR_ENV_TEST) --instance-name $(TEST_OWNER) || { [ $$status -ne 0 ] || status=1; }; \
 	if [ "$${CI:-}" = "true" ]; then \
 		echo "--- restarting dockerd under a live episode (CI only: it stops every container) ---"; \
 		RUNTIME_TEST_OWNER=$(TEST_OWNER) RUNTIME_TEST_DOCKERD_RESTART=1 $(PY) -m pytest \
@@ -85,6 +92,7 @@ test: lint typecheck proto-check
 
 test-gvisor:
 	RUNTIME_TEST_ISOLATION=gvisor $(PY) -m pytest $(SANDBOX_TESTS) $(PYTEST_ARGS)
+	$(GVISOR_ENV_TEST)
 
 OWNER ?=
 CHECK_FILTER = --filter label=$(MANAGED_LABEL) $(if $(OWNER),--filter label=io.episode-runtime.owner=$(OWNER))
@@ -111,6 +119,16 @@ fmt:
 	$(PY) -m ruff check --fix $(LINT_PATHS)
 
 bench: ; $(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# The hostile soak (docs/soak.md): its own server, instance soak-<random>, report in bench-results/.
+.PHONY: soak
+SOAK_EPISODES ?= 1000
+SOAK_CONCURRENCY ?= 16
+SOAK_ISOLATION ?= runc
+SOAK_ARGS ?=
+soak:
+	$(PY) benchmarks/soak.py --episodes $(SOAK_EPISODES) --concurrency $(SOAK_CONCURRENCY) \
+		--isolation $(SOAK_ISOLATION) --json bench-results/soak-$(SOAK_ISOLATION).json $(SOAK_ARGS)
 
 # --- docker-compose dev loop (docker-compose.yml, README, "Dev loop") ----------------------------
 .PHONY: server-image dev dev-down

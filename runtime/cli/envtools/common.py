@@ -56,6 +56,12 @@ def add_replay_flags(parser: argparse.ArgumentParser, instance: str) -> None:
         metavar="NAME",
         help="owner label of the sandboxes (default: %(default)s)",
     )
+    add(
+        "--sandbox-isolation",
+        choices=("runc", "gvisor"),
+        default=None,
+        help="run every sandbox under this runtime, whatever the environment asks for",
+    )
 
 
 async def replay(args: argparse.Namespace) -> tuple[str, list[RowResult]]:
@@ -65,7 +71,10 @@ async def replay(args: argparse.Namespace) -> tuple[str, list[RowResult]]:
             [args.env],
             search_dirs=args.env_dirs,
             instance_name=args.instance_name,
-            limits=EngineLimits(max_live_episodes=max(256, args.concurrency)),
+            limits=EngineLimits(
+                max_live_episodes=max(256, args.concurrency),
+                sandbox_isolation=args.sandbox_isolation,
+            ),
         )
     except (RuntimeServiceError, ValueError) as exc:
         raise CommandError(str(exc)) from None
