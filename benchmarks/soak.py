@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -676,8 +677,17 @@ def soak(args: argparse.Namespace, console: Console) -> SoakReport:
                 server.remove_containers()
                 if report.server_exit != "exited (0)":
                     console.print(f"server log: {server.log_tail()}", markup=False)
+                if args.json is not None:  # the whole server log, beside the report
+                    args.json.parent.mkdir(parents=True, exist_ok=True)
+                    with contextlib.suppress(OSError):
+                        shutil.copyfile(server.log_path, server_log_path(args.json))
     judge(report)
     return report
+
+
+def server_log_path(report_path: Path) -> Path:
+    """Where the server's log is kept: beside the JSON report."""
+    return report_path.with_suffix(".server.log")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -717,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(report.model_dump_json(indent=2) + "\n")
-        console.print(f"report: {args.json}")
+        console.print(f"report: {args.json}, server log: {server_log_path(args.json)}")
     return 1 if report.failures else 0
 
 
