@@ -16,7 +16,7 @@ import docker
 import grpc
 import pytest
 from conftest import leftover_containers, sandbox_spec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runtime.errors import SandboxError
@@ -96,13 +96,17 @@ json_text = st.one_of(
         max_leaves=8,
     ).map(json.dumps),
 )
+surrogate_object = st.dictionaries(st.sampled_from(["text", "answer", "k"]), surrogates).map(
+    json.dumps
+)
+"""A JSON object whose strings hold lone-surrogate escapes: tool arguments, metadata."""
 env_ids = st.sampled_from(["fuzz_echo", "", "toy", "nope", "FUZZ_ECHO"]) | text
 tool_calls = st.lists(
     st.builds(
         pb.ToolCall,
         id=st.sampled_from(["c1", "c2", ""]) | text,
         name=st.sampled_from(["echo", "submit", "bash", ""]) | text,
-        arguments=json_text,
+        arguments=json_text | surrogate_object,
     ),
     max_size=4,
 )
@@ -114,7 +118,11 @@ messages = st.builds(
     tool_call_id=text,
 )
 actions = st.one_of(
-    st.builds(pb.Action, message=messages, metadata_json=st.sampled_from(["", "{}"]) | json_text),
+    st.builds(
+        pb.Action,
+        message=messages,
+        metadata_json=st.sampled_from(["", "{}"]) | json_text | surrogate_object,
+    ),
     st.builds(pb.Action, raw_text=text),
     st.builds(
         pb.Action,
@@ -143,7 +151,18 @@ def _check(call: Any) -> Any:
     return None
 
 
+SURROGATE_STEP = pb.Action(
+    message=pb.Message(
+        role="assistant",
+        tool_calls=[pb.ToolCall(id="c1", name="echo", arguments='{"text": "a\\ud800"}')],
+    ),
+    metadata_json='{"k": "\\udfff"}',
+)
+"""Lone-surrogate escapes in tool arguments and metadata (always tried, not left to chance)."""
+
+
 @FUZZ
+@example(env_id="fuzz_echo", params="", index=0, seed=None, limit=None, steps=[(SURROGATE_STEP, 1)])
 @given(
     env_id=env_ids,
     params=st.sampled_from(["", "{}", '{"max_turns": 2}']) | json_text,
