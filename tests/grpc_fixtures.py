@@ -200,6 +200,16 @@ async def trajectory(stub: Stub, episode_id: str) -> pb.Trajectory:
     return response.trajectory
 
 
+def conversation(trajectory_: pb.Trajectory) -> list[pb.Message]:
+    """The whole message list of a trajectory page: the opening messages, then each turn's
+    action message and observations (each message travels once)."""
+    out = list(trajectory_.messages)
+    for turn in trajectory_.turns:
+        out.append(turn.action.message)
+        out.extend(turn.observations)
+    return out
+
+
 async def attempt(call_: Awaitable[Any]) -> tuple[Any, grpc.aio.AioRpcError | None]:
     """Await an RPC that may fail: (response, None) or (None, its error)."""
     try:
@@ -248,6 +258,7 @@ __all__ = [
     "channel_fixture",
     "close_quietly",
     "connected",
+    "conversation",
     "episode_containers",
     "expect_error",
     "leftover_containers",

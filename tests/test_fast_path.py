@@ -136,7 +136,8 @@ async def test_killed_sandbox_yields_a_tool_error_and_a_clean_end(
         assert out.calls[0].error == "sandbox_error"
         assert out.observations[0].content.startswith("sandbox error")
         scored = await stub.ScoreEpisode(
-            pb.ScoreEpisodeRequest(episode_id=ep.episode_id), timeout=RPC_TIMEOUT
+            pb.ScoreEpisodeRequest(episode_id=ep.episode_id, include_trajectory=True),
+            timeout=RPC_TIMEOUT,
         )
         assert scored.trajectory.status == "errored"
         listed = await stub.ListEnvironments(pb.ListEnvironmentsRequest(), timeout=RPC_TIMEOUT)

@@ -24,6 +24,7 @@ from grpc_fixtures import (  # noqa: F401  (fixtures are used by name)
     channel_fixture,
     close_quietly,
     connected,
+    conversation,
     episode_containers,
     expect_error,
     open_episode,
@@ -215,7 +216,8 @@ async def test_full_episode_message_by_message(stub: Stub) -> None:
         assert_call_ok(r4.calls[0], "t4-submit", "submit", exit_code=None)
 
         scored = await stub.ScoreEpisode(
-            pb.ScoreEpisodeRequest(episode_id=episode_id), timeout=RPC_TIMEOUT
+            pb.ScoreEpisodeRequest(episode_id=episode_id, include_trajectory=True),
+            timeout=RPC_TIMEOUT,
         )
         assert scored.reward.score == 1.0
         assert scored.reward.threshold == 1.0
@@ -276,15 +278,15 @@ async def test_full_episode_message_by_message(stub: Stub) -> None:
                 m.tool_call_id,
                 m.name,
             )
-            for m in got.messages
+            for m in conversation(got)
         ]
         assert actual == expected
         # Assistant messages carry the arguments exactly as the model wrote them.
-        assert got.messages[2].tool_calls[0] == a1.message.tool_calls[0]
-        assert list(got.messages[4].tool_calls) == list(a2.message.tool_calls)
+        assert conversation(got)[2].tool_calls[0] == a1.message.tool_calls[0]
+        assert list(conversation(got)[4].tool_calls) == list(a2.message.tool_calls)
         # Every tool message answers a call of the assistant message before it.
         pending: set[str] = set()
-        for message in got.messages:
+        for message in conversation(got):
             if message.role == "assistant":
                 assert not pending
                 pending = {c.id for c in message.tool_calls}
@@ -356,7 +358,8 @@ async def test_inline_example_and_seeded_pick(stub: Stub) -> None:
         done = await step(stub, started.episode_id, assistant(call("submit", {"answer": "4"}, "s")))
         assert done.done
         scored = await stub.ScoreEpisode(
-            pb.ScoreEpisodeRequest(episode_id=started.episode_id), timeout=RPC_TIMEOUT
+            pb.ScoreEpisodeRequest(episode_id=started.episode_id, include_trajectory=True),
+            timeout=RPC_TIMEOUT,
         )
         assert scored.reward.score == 1.0
         assert not scored.trajectory.HasField("example_index")
@@ -407,7 +410,7 @@ async def test_raw_text_actions_through_the_action_parser(stub: Stub) -> None:
         assert (got.status, got.done, got.truncated) == ("done", True, False)
         assert got.final_response_text == "42"
         assert not got.HasField("submission_json")
-        assert [m.role for m in got.messages] == [
+        assert [m.role for m in conversation(got)] == [
             "system",
             "user",
             "assistant",
@@ -415,18 +418,19 @@ async def test_raw_text_actions_through_the_action_parser(stub: Stub) -> None:
             "tool",
             "assistant",
         ]
-        parsed = got.messages[2]
+        parsed = conversation(got)[2]
         assert content(parsed) == "Let me compute."
         assert [(c.id, c.name) for c in parsed.tool_calls] == [("call_0", "python"), ("call_1", "")]
         assert json.loads(parsed.tool_calls[0].arguments) == {"code": "print(6 * 7)"}
-        assert content(got.messages[5]) == "42"
-        assert not got.messages[5].tool_calls
+        assert content(conversation(got)[5]) == "42"
+        assert not conversation(got)[5].tool_calls
         # The trainer's token data stays with the turn whatever the action's form.
         assert list(got.turns[0].action.token_ids) == [5, 6, 7]
         assert list(got.turns[0].action.logprobs) == [-0.1, -0.2, -0.3]
 
         scored = await stub.ScoreEpisode(
-            pb.ScoreEpisodeRequest(episode_id=episode_id), timeout=RPC_TIMEOUT
+            pb.ScoreEpisodeRequest(episode_id=episode_id, include_trajectory=True),
+            timeout=RPC_TIMEOUT,
         )
         assert scored.reward.score == 1.0, scored.reward.reason
 
@@ -522,7 +526,7 @@ async def test_retried_turn_is_replayed_not_rerun(stub: Stub) -> None:
         )
         got = await trajectory(stub, episode_id)
         assert [t.number for t in got.turns] == [1, 2, 3, 4]
-        assert len(got.messages) == 2 + 4 * 2
+        assert len(conversation(got)) == 2 + 4 * 2
 
 
 # --- model mistakes are observations -----------------------------------------------------------
@@ -609,7 +613,8 @@ async def test_score_running_episode_keeps_trajectory(stub: Stub) -> None:
         episode_id = started.episode_id
         await step(stub, episode_id, assistant(bash("echo working", "c1")))
         scored = await stub.ScoreEpisode(
-            pb.ScoreEpisodeRequest(episode_id=episode_id), timeout=RPC_TIMEOUT
+            pb.ScoreEpisodeRequest(episode_id=episode_id, include_trajectory=True),
+            timeout=RPC_TIMEOUT,
         )
         assert scored.reward.score == 0.0
         assert scored.reward.success is False
@@ -619,7 +624,7 @@ async def test_score_running_episode_keeps_trajectory(stub: Stub) -> None:
 
         got = await trajectory(stub, episode_id)
         assert got.status == "running"
-        assert len(got.messages) == 4
+        assert len(conversation(got)) == 4
         assert got.reward == scored.reward
 
         # The episode plays on after being scored, and a new score sees the answer.
@@ -627,7 +632,8 @@ async def test_score_running_episode_keeps_trajectory(stub: Stub) -> None:
         assert more.turn == 2
         assert more.done
         rescored = await stub.ScoreEpisode(
-            pb.ScoreEpisodeRequest(episode_id=episode_id), timeout=RPC_TIMEOUT
+            pb.ScoreEpisodeRequest(episode_id=episode_id, include_trajectory=True),
+            timeout=RPC_TIMEOUT,
         )
         assert rescored.reward.score == 1.0
         assert rescored.trajectory.status == "done"

@@ -178,7 +178,7 @@ async def test_bearer_token_guards_every_rpc_but_health(
             )
             assert second.done
             scored = await stub.ScoreEpisode(
-                pb.ScoreEpisodeRequest(episode_id=started.episode_id),
+                pb.ScoreEpisodeRequest(episode_id=started.episode_id, include_trajectory=True),
                 metadata=md,
                 timeout=RPC_TIMEOUT,
             )

@@ -100,6 +100,20 @@ class ServerSettings(BaseSettings):
     """Tool calls run per turn; further calls are answered as not executed."""
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Largest gRPC message received or sent."""
+    max_action_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    """Largest action one StepEpisode may carry (message text, raw text, token ids and
+    logprobs, metadata); larger is INVALID_ARGUMENT."""
+    max_turn_observation_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Text one turn's observations may hold together; beyond it they are cut and marked."""
+    max_episode_bytes: int = Field(default=16 * 1024 * 1024, ge=4096)
+    """Text an episode's record may hold; the turn that reaches it ends the episode as
+    truncated."""
+    env_load_timeout_s: float = Field(default=60.0, gt=0)
+    """Deadline of one load_environment(**params) (run on a worker thread)."""
+    max_loaded_environments: int = Field(default=128, ge=1)
+    """Distinct (environment, params) sets kept loaded; least recently used evicted beyond."""
+    max_parallel_env_loads: int = Field(default=2, ge=1)
+    """Environment loads running at once; beyond it RESOURCE_EXHAUSTED."""
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM: how long running steps may finish before they are cancelled."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -167,4 +181,10 @@ class ServerSettings(BaseSettings):
             max_sandbox_cpus=self.max_sandbox_cpus,
             max_sandbox_pids=self.max_sandbox_pids,
             max_lifetime_s=self.episode_max_lifetime_s,
+            max_action_bytes=self.max_action_bytes,
+            max_turn_observation_bytes=self.max_turn_observation_bytes,
+            max_episode_bytes=self.max_episode_bytes,
+            env_load_timeout_s=self.env_load_timeout_s,
+            max_loaded_environments=self.max_loaded_environments,
+            max_parallel_env_loads=self.max_parallel_env_loads,
         )
