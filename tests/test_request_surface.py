@@ -452,15 +452,33 @@ async def test_loads_have_a_deadline_and_a_bound(tmp_path: Path) -> None:
     def params(place: str) -> dict[str, Any]:
         return {"exit_in": place, "count_to": str(count)}
 
+    gates = [tmp_path / f"open-{i}" for i in range(16)]
     try:
         with pytest.raises(DeadlineExceededError, match=r"did not load within 0\.5 s"):
             await engine.describe_environment("surface", {"gate": str(gate)})
-        # That load still holds its thread: a different load is refused, not queued.
-        with pytest.raises(ResourceExhaustedError, match="environment loads are running"):
+        # That load still holds the one thread: a different load waits for it, within its
+        # own deadline.
+        with pytest.raises(DeadlineExceededError, match=r"did not load within 0\.5 s"):
             await engine.describe_environment("surface", params("step"))
         gate.touch()
         for _ in range(100):
-            if not registry._running:  # the timed-out load has returned
+            if not registry._running:  # both loads have returned
+                break
+            await asyncio.sleep(0.05)
+        assert loads() == 0  # the waiting load was dropped at its deadline, never started
+        # Waiting is bounded: 16 loads per thread, running or waiting; beyond, refused at once.
+        waiting = [
+            asyncio.ensure_future(engine.describe_environment("surface", {"gate": str(g)}))
+            for g in gates
+        ]
+        await asyncio.sleep(0.1)
+        with pytest.raises(ResourceExhaustedError, match="running or waiting"):
+            await engine.describe_environment("surface", params("score"))
+        for g in gates:
+            g.touch()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        for _ in range(100):
+            if not registry._running:
                 break
             await asyncio.sleep(0.05)
         # One non-default param set is kept: loading a second evicts the first (LRU).
@@ -471,8 +489,21 @@ async def test_loads_have_a_deadline_and_a_bound(tmp_path: Path) -> None:
         assert loads() == 2  # kept
         await engine.describe_environment("surface", params("step"))
         assert loads() == 3  # evicted by "score", so loaded again
+        # A load that waits for the thread and gets it in time succeeds.
+        late_gate = tmp_path / "late"
+        first = asyncio.ensure_future(
+            engine.describe_environment("surface", {"gate": str(late_gate)})
+        )
+        second = asyncio.ensure_future(engine.describe_environment("surface", params("")))
+        await asyncio.sleep(0.1)
+        assert not second.done()  # waiting behind the gated load
+        late_gate.touch()
+        await asyncio.gather(first, second)
+        assert loads() == 4
     finally:
         gate.touch()
+        for g in gates:
+            g.touch()
         registry.close()
 
 

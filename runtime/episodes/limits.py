@@ -49,8 +49,9 @@ class EngineLimits:
     """Distinct (environment, params) sets kept loaded; beyond it the least recently used
     non-default one is evicted (and loaded again when next asked for)."""
     max_parallel_env_loads: int = 2
-    """Environment loads running at once (threads); beyond it RESOURCE_EXHAUSTED. A load past
-    its deadline keeps its thread until it returns, so it still counts."""
+    """Environment loads running at once (threads); more wait for a thread within their
+    deadline, up to 16 per thread, and beyond that are RESOURCE_EXHAUSTED. A load past its
+    deadline keeps its thread until it returns, so it still counts."""
 
 
 def check_sandbox(spec: SandboxSpec, caps: EngineLimits, env_id: str) -> SandboxSpec:

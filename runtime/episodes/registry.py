@@ -56,6 +56,8 @@ def _stamp(env: Environment) -> float:
 
 MAX_LOADED = 128
 """Default bound on environments kept loaded with non-default params (LRU beyond it)."""
+LOADS_QUEUED_PER_THREAD = 16
+"""Loads that may wait for each load thread; beyond them new params are RESOURCE_EXHAUSTED."""
 Key = tuple[str, str]
 
 
@@ -129,8 +131,9 @@ class EnvironmentRegistry:
         """The environment ``env_id`` loaded with ``params``, loading it on a worker thread when
         it is not loaded yet, so a slow `load_environment` never holds up the event loop.
 
-        Raises `DeadlineExceededError` (DEADLINE_EXCEEDED) past the load deadline and
-        `ResourceExhaustedError` when the load threads are all busy. Concurrent requests for the
+        Loads beyond the load threads wait for one, within the same deadline. Raises
+        `DeadlineExceededError` (DEADLINE_EXCEEDED) past the load deadline and
+        `ResourceExhaustedError` when that many loads already wait. Concurrent requests for the
         same params share one load.
         """
         key = self._key(env_id, params)
@@ -140,10 +143,10 @@ class EnvironmentRegistry:
         task = self._inflight.get(key)
         if task is None:
             with self._running_lock:
-                if self._running >= self._max_parallel_loads:
+                if self._running >= self._max_parallel_loads * LOADS_QUEUED_PER_THREAD:
                     raise ResourceExhaustedError(
-                        f"{self._running} environment loads are running, the most this server "
-                        "runs at once; retry later or use params already loaded"
+                        f"{self._running} environment loads are running or waiting, the most "
+                        "this server takes at once; retry later or use params already loaded"
                     )
                 self._running += 1
             task = asyncio.create_task(self._load_off_loop(key, dict(params or {})))

@@ -113,7 +113,8 @@ class ServerSettings(BaseSettings):
     max_loaded_environments: int = Field(default=128, ge=1)
     """Distinct (environment, params) sets kept loaded; least recently used evicted beyond."""
     max_parallel_env_loads: int = Field(default=2, ge=1)
-    """Environment loads running at once; beyond it RESOURCE_EXHAUSTED."""
+    """Environment loads running at once; more wait (within their deadline), up to 16 per
+    load thread, and beyond that are RESOURCE_EXHAUSTED."""
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM: how long running steps may finish before they are cancelled."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
