@@ -715,14 +715,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM is handled like Ctrl-C: the server is stopped and its containers removed."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)
     console = Console(stderr=False, width=max(120, Console().width))
     try:
         report = soak(args, console)
     except (SetupError, TimeoutError) as exc:
         console.print("[red]soak could not run:[/]", f"{type(exc).__name__}: {exc}")
         return 2
+    except KeyboardInterrupt:
+        console.print("[red]soak interrupted[/] (its server was stopped, its containers removed)")
+        return 130
     render(report, console, verbose=args.verbose)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ left behind; the test also reads its JSON report for what the model was told.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_short_soak_answers_every_canary_and_leaves_nothing(owner: str, tmp_path
     report_path = tmp_path / "soak.json"
     # The instance name starts with the session's owner, so the session's own leftover
     # check (and `make test`'s clean-check) would also see a container the soak left.
-    run = subprocess.run(
+    soak = subprocess.Popen(
         [
             sys.executable, str(SOAK),
             "--episodes", str(EPISODES), "--concurrency", str(CONCURRENCY),
@@ -38,13 +39,18 @@ def test_short_soak_answers_every_canary_and_leaves_nothing(owner: str, tmp_path
             "--json", str(report_path),
         ],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=1200,
-        check=False,
     )  # fmt: skip
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
+    try:
+        output, _ = soak.communicate(timeout=1200)
+    except subprocess.TimeoutExpired:
+        # SIGINT, not SIGKILL: the soak then stops its server and removes its containers.
+        soak.send_signal(signal.SIGINT)
+        output, _ = soak.communicate(timeout=180)
+        pytest.fail(f"the soak did not finish within 20 minutes:\n{output}")
+    assert soak.returncode == 0, output
     report = json.loads(report_path.read_text())
     assert report["isolation"] == ISOLATION
     actions = report["actions"]
