@@ -75,6 +75,10 @@ RPCS = ("StartEpisode", "Hostile", "Canary", "ScoreEpisode", "CloseEpisode")
 """The RPCs of one episode, in order; the two StepEpisode calls are told apart."""
 T = TypeVar("T")
 OK_KIND = "ok"
+CANARY_KINDS = frozenset({OK_KIND, "process_limit"})
+"""What an answered canary may report: nothing, or that the runtime was just ending a fork bomb
+left running by the hostile call (the canary ran and printed; the model is told why its
+background processes are gone)."""
 """The observation kind of a call that reported no error."""
 
 
@@ -239,7 +243,7 @@ async def play(stub: pb_grpc.EpisodeServiceStub, action: HostileAction) -> Episo
         if isinstance(canary, pb.StepEpisodeResponse):
             text = canary.observations[0].content if canary.observations else ""
             first_line = text.split("\n", 1)[0].strip()
-            result.canary_answered = first_line == CANARY and call_kind(canary) == OK_KIND
+            result.canary_answered = first_line == CANARY and call_kind(canary) in CANARY_KINDS
             result.canary_clean = result.canary_answered and text.strip() == CANARY
             if not result.canary_clean:
                 result.canary_seen = f"[{call_kind(canary)}] {text[:300]}"

@@ -435,9 +435,9 @@ async def _sandbox_cgroup_values(
 # --- pids ----------------------------------------------------------------------------------
 
 
-_HOLD_100 = """
+_HOLD = """
 import subprocess, time
-started = [subprocess.Popen(["sleep", "30"]) for _ in range(100)]
+started = [subprocess.Popen(["sleep", "30"]) for _ in range(%d)]
 time.sleep(2)
 print(len(started))
 """
@@ -455,12 +455,13 @@ async def test_pids_limit_stops_a_process_flood(
     assert flood.process_limit, flood
     assert not flood.timed_out, flood
     message, record = await bash_tool(fresh, "for i in $(seq 300); do sleep 30 & done; wait", 40)
-    assert "[process limit: the sandbox's limit of 256 processes was reached" in message.content
+    limit = f"[process limit: the sandbox's limit of {TOOL_PROCESSES} processes was reached"
+    assert limit in message.content
     assert record.error == "process_limit"
 
     # Many processes well below the limit, held for a while, are no fork bomb.
-    held = await fresh.exec(_HOLD_100, timeout_s=60, kind="python")
-    assert held.stdout.split() == ["100"], held
+    held = await fresh.exec(_HOLD % (TOOL_PROCESSES // 3), timeout_s=60, kind="python")
+    assert held.stdout.split() == [str(TOOL_PROCESSES // 3)], held
     assert not held.process_limit, held
 
     alive = await sh(fresh, "echo alive")
@@ -474,20 +475,22 @@ async def test_pids_limit_stops_a_process_flood(
         assert set(files.values()) == {"256"}
 
 
-HOST_PIDS_LIMIT = gvisor_host_pids(256) if GVISOR else 256
+TOOL_PROCESSES = 64 if GVISOR else 256
+"""What the tools may hold: a quarter of the spec's 256 under gVisor (tool_process_limit)."""
+HOST_PIDS_LIMIT = gvisor_host_pids(TOOL_PROCESSES) if GVISOR else 256
 
 
 async def test_pids_limit_is_set(shared: Sandbox, docker_client: docker.DockerClient) -> None:
     """The limit is on the sandbox's cgroup. Under gVisor the host cgroup also counts the
     sandbox kernel's own tasks, so it gets a roomier ceiling that still shields the host, and
-    the 256 is enforced inside as the tool user's process limit (RLIMIT_NPROC)."""
+    a quarter of the 256 is enforced inside as the tool user's process limit (RLIMIT_NPROC)."""
     info = await inspect(docker_client, shared.id)
     assert info["HostConfig"]["PidsLimit"] == HOST_PIDS_LIMIT
     files = await _sandbox_cgroup_values(shared, docker_client, "pids/pids.max", "pids.max")
     assert set(files.values()) == {str(HOST_PIDS_LIMIT)}
     if GVISOR:
         limit = await sh(shared, "ulimit -u")
-        assert limit.stdout.strip() == "256"
+        assert limit.stdout.strip() == str(TOOL_PROCESSES)
 
 
 # --- cpu -----------------------------------------------------------------------------------

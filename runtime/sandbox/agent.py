@@ -39,7 +39,7 @@ CHUNK = 65536
 
 _write_lock = threading.Lock()
 _calls_lock = threading.Lock()
-_sweep_lock = threading.Lock()
+_sweep_lock = threading.RLock()
 """Held while every tool process is being killed: no tool process may start meanwhile."""
 _calls: dict[Any, tuple[subprocess.Popen[bytes], Request]] = {}
 """Request id -> (Popen, request) of a running command."""
@@ -875,8 +875,36 @@ def reap_forever() -> None:
 
 
 def execute(req: Request) -> Reply:
-    """Run a command: in the named persistent session, or as a one-shot process."""
-    return run_in_session(req) if req.get("session") else run_command(req)
+    """Run a command: in the named persistent session, or as a one-shot process.
+
+    A sandbox found at its process limit (what an earlier call's fork bomb leaves running) is
+    cleared first, so the call runs, in a fresh session that says why.
+    """
+    _setup_for(req)  # learn the process limit before looking at it
+    if at_process_limit() or fork_failures() > _failures_seen[0]:
+        free_processes(notify=True)
+    try:
+        return run_in_session(req) if req.get("session") else run_command(req)
+    finally:
+        _failures_seen[0] = fork_failures()
+
+
+_failures_seen = [0]
+"""Forks refused at the process limit as of the end of the last call: more by the next call
+means something left running (a fork bomb in the background) is still at the limit."""
+
+
+def fork_failures() -> int:
+    """Forks the container's pids cgroup has refused (runc); 0 where it has no such count."""
+    for path in ("/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events"):
+        try:
+            with open(path, "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"max "):
+                        return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return 0
 
 
 def kill_all(req: Request) -> Reply:
@@ -908,6 +936,10 @@ def _real_uid(pid: int) -> int | None:
     return None
 
 
+_sweeps = [0]
+"""How many sweeps of every tool process have finished."""
+
+
 def kill_tool_user(rounds: int = 50) -> None:
     """SIGKILL every process of the tool uid, over and over (a fork bomb forks between two
     sweeps), within a bound. Only tools run under that uid, never the agent.
@@ -936,6 +968,7 @@ def kill_tool_user(rounds: int = 50) -> None:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         reap_once()
+        _sweeps[0] += 1
 
 
 def _sweep_child(rounds: int) -> None:
@@ -1112,20 +1145,28 @@ _reset_by_recovery: set[str] = set()
 """Sessions killed to free processes, each told so once, when its fresh session starts."""
 
 
-def free_processes() -> None:
+def free_processes(notify: bool | None = None) -> None:
     """Kill every session and every tool process: the way back from a process-limit
-    exhaustion. Calls running meanwhile say so in their replies (`process_limit`); when none
-    runs, each killed session's next call says why it is fresh."""
-    _watchdog_kills["processes"] += 1
-    notify = not _calls
-    with _sessions_lock:
+    exhaustion. Calls running meanwhile say so in their replies (`process_limit`); each killed
+    session's next call says why it is fresh when ``notify`` (default: when no call runs)."""
+    swept = _sweeps[0]
+    if notify is None:
+        notify = not _calls
+    with _sessions_lock:  # not under the sweep lock: a session starts under both, this way
         sessions = list(_sessions.items())
-    kill_tool_user()
-    for name, session in sessions:
-        if not session.killed and notify:
-            _reset_by_recovery.add(name)
-        session.kill()
-    settle()
+    # No tool process starts until this is done (spawns take the sweep lock).
+    with _sweep_lock:
+        if _sweeps[0] != swept:
+            return  # another finished meanwhile: what this one was for is gone
+        # Counted before and after: a call that runs while its processes die is told so.
+        _watchdog_kills["processes"] += 1
+        kill_tool_user()
+        for name, session in sessions:
+            if not session.killed and notify:
+                _reset_by_recovery.add(name)
+            session.kill()
+        settle()
+        _watchdog_kills["processes"] += 1
 
 
 def start_handler(req: Request) -> None:

@@ -72,8 +72,8 @@ def container_options(spec: SandboxSpec, labels_: dict[str, str]) -> dict[str, A
         "memswap_limit": memory,
         # Under gVisor the host limit also counts the sandbox kernel's threads and a host
         # process per address space it keeps (tens per tool process after a fork bomb): a far
-        # roomier ceiling there, and the agent enforces `pids_limit` inside (RLIMIT_NPROC).
-        "pids_limit": gvisor_host_pids(spec.pids_limit) if gvisor else spec.pids_limit,
+        # roomier ceiling there, and the agent enforces the tools' limit inside (RLIMIT_NPROC).
+        "pids_limit": gvisor_host_pids(spec.tool_process_limit) if gvisor else spec.pids_limit,
         "nano_cpus": int(spec.cpus * 1e9),
         "tmpfs": {
             spec.workdir: work_opts,
@@ -163,7 +163,7 @@ class DockerSandbox(Sandbox):
                 "cap": self.spec.output_cap_bytes,
                 "cwd": self.spec.workdir,
                 "env": self._env,
-                "nproc": self.spec.pids_limit if self.spec.isolation == "gvisor" else None,
+                "nproc": self.spec.tool_process_limit if self.spec.isolation == "gvisor" else None,
             },
             timeout_s + _REPLY_GRACE_S,
         )

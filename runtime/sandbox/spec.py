@@ -81,6 +81,16 @@ class SandboxSpec(BaseModel):
         return value.rstrip("/")
 
     @property
+    def tool_process_limit(self) -> int:
+        """Processes the tools may hold at once. Under gVisor a quarter of `pids_limit`: there
+        every address space costs a host process that gVisor keeps, and a fork bomb's churn at
+        the full limit starves the sandbox for seconds (measured: about 4,000 host processes and
+        up to 10 s per bomb at 256, about 700 and 2 s at 64)."""
+        if self.isolation == "gvisor":
+            return max(16, self.pids_limit // 4)
+        return self.pids_limit
+
+    @property
     def memory_bytes(self) -> int:
         """The memory limit in bytes."""
         return parse_size(self.memory)

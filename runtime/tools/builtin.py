@@ -22,7 +22,7 @@ def _exec_output(result: ExecResult, ctx: ToolContext) -> ToolOutput:
             timeout_s=ctx.timeout_s,
             cap=sandbox.spec.output_cap_bytes,
             memory_bytes=sandbox.spec.memory_bytes,
-            pids_limit=sandbox.spec.pids_limit,
+            pids_limit=sandbox.spec.tool_process_limit,
         ),
         exit_code=result.exit_code,
         duration_s=result.duration_s,
