@@ -93,11 +93,6 @@ def spec() -> SandboxSpec:
     return sandbox_spec()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """`--soak-episodes N`: how many episodes the soak test runs (short by default, for CI)."""
-    parser.addoption("--soak-episodes", type=int, default=100, help="episodes in the soak test")
-
-
 @contextlib.asynccontextmanager
 async def in_process_runtime(
     env_dir: Path, instance: str, client: docker.DockerClient
