@@ -1038,23 +1038,21 @@ def _resident(pid: int) -> int:
 def kill_largest(budget: int) -> None:
     """What a kernel OOM killer does: SIGKILL the tool process with the most resident memory,
     then wait (boundedly) until its memory is given back, so that one excess costs one process,
-    not also the next one to start while the first is still being torn down."""
+    not also the next one to start while the first is still being torn down (gVisor gives
+    memory back some time after the process is gone, the longer the busier it is)."""
     victims = sorted(_tool_processes(), key=_resident, reverse=True)
     if not victims:
         return
+    freed = _resident(victims[0]) * os.sysconf("SC_PAGE_SIZE") // 2
+    before = memory_used()
     _watchdog_kills["memory"] += 1
     with contextlib.suppress(OSError):
         os.kill(victims[0], signal.SIGKILL)
-    dead_at: float | None = None
-    until = time.monotonic() + 0.5
+    until = time.monotonic() + 2.0
     while time.monotonic() < until:
         time.sleep(0.01)
-        fields = _stat_fields(victims[0])
-        if fields and fields[0] not in ("Z", "X"):
-            continue
-        dead_at = dead_at or time.monotonic()
-        # Its memory comes back a few tens of milliseconds after it dies.
-        if memory_used() <= budget or time.monotonic() - dead_at > 0.1:
+        used = memory_used()
+        if used <= budget or before - used >= freed:
             return
 
 

@@ -38,7 +38,7 @@ AGENT_CAPABILITIES = ("SETUID", "SETGID", "KILL", "SETPCAP")
 def gvisor_memory_headroom(memory: int) -> int:
     """Memory the container's cgroup gets above the sandbox's budget under gVisor: for its
     kernel and host processes, and the watchdog's reaction time."""
-    return 384 * 1024 * 1024 + memory // 4
+    return 768 * 1024 * 1024 + memory // 4
 
 
 def gvisor_host_pids(pids_limit: int) -> int:
