@@ -655,42 +655,20 @@ class EpisodeEngine:
         cancellation becomes `EnvironmentHookError` (INTERNAL), `SystemExit` included."""
         try:
             return await call
-        except RuntimeServiceError:
+        except (RuntimeServiceError, asyncio.CancelledError):
             raise
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("environment %r: %s raised", env.id, name)
-            raise EnvironmentHookError(
-                f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
-            ) from exc
         except BaseException as exc:
-            # SystemExit, KeyboardInterrupt, GeneratorExit from environment code: the call
-            # fails, the server goes on. (A real Ctrl-C reaches the server as a signal.)
-            log.error("environment %r: %s raised %s", env.id, name, type(exc).__name__)
-            raise HookAbortedError(
-                f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
-            ) from None
+            raise _hook_failure(env, name, exc) from (exc if isinstance(exc, Exception) else None)
 
     @staticmethod
     def _hooked_sync(env: Environment, name: str, call: Callable[[], T]) -> T:
         """`_hook` for synchronous environment code (action parsers, descriptions)."""
         try:
             return call()
-        except RuntimeServiceError:
+        except (RuntimeServiceError, asyncio.CancelledError):
             raise
-        except Exception as exc:
-            log.exception("environment %r: %s raised", env.id, name)
-            raise EnvironmentHookError(
-                f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
-            ) from exc
         except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            log.error("environment %r: %s raised %s", env.id, name, type(exc).__name__)
-            raise HookAbortedError(
-                f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
-            ) from None
+            raise _hook_failure(env, name, exc) from (exc if isinstance(exc, Exception) else None)
 
     def _checked_reward(self, live: _Live, reward: Any) -> RewardResult:
         """The reward after the checks, its text scrubbed (the record flags a replacement)."""
@@ -738,3 +716,15 @@ def _checked_reward(env: Environment, reward: Any) -> RewardResult:
     if not math.isfinite(reward.score):
         raise EnvironmentHookError(f"environment {env.id!r}: score is {reward.score}")
     return reward
+
+
+def _hook_failure(env: Environment, name: str, exc: BaseException) -> RuntimeServiceError:
+    """The error an environment hook's exception becomes. `SystemExit`, `KeyboardInterrupt` and
+    `GeneratorExit` from environment code fail the call too, and the server goes on (a real
+    Ctrl-C reaches the server as a signal, not from a hook)."""
+    message = f"environment {env.id!r}: {name} raised {type(exc).__name__}: {exc}"
+    if isinstance(exc, Exception):
+        log.exception("environment %r: %s raised", env.id, name)
+        return EnvironmentHookError(message)
+    log.error("environment %r: %s raised %s", env.id, name, type(exc).__name__)
+    return HookAbortedError(message)
