@@ -68,9 +68,11 @@ typecheck:
 # the target fails if either did.
 # The run's containers carry a unique owner label, so clean-check judges this run only.
 TEST_OWNER := pytest-$(shell date +%s)-$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-# The sandbox test set runs a second time under gVisor (runsc), which setup registers.
+# The sandbox test set runs a second time under gVisor (runsc), which setup registers: the
+# sandbox defaults, the agent's isolation, the soak, the request surface, and the rewards' cheats.
 SANDBOX_TESTS := tests/test_sandbox_defaults.py tests/test_builtin_tools.py \
-	tests/test_agent_isolation.py tests/test_soak.py
+	tests/test_agent_isolation.py tests/test_soak.py tests/test_request_surface.py \
+	tests/test_env_shell_tasks_cheats.py tests/test_env_humaneval_harness.py
 # ... and a shipped shell environment's gold episodes, end to end, under gVisor.
 GVISOR_ENV_TEST = $(PY) -m runtime env test shell_tasks --sandbox-isolation gvisor -c 4
 test: lint typecheck proto-check
