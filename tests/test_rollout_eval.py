@@ -533,7 +533,9 @@ async def test_ctrl_c_keeps_finished_rollouts_and_resume_runs_only_the_rest(
     owner: str, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
     name, out = f"{owner}-sigint", tmp_path / "run"
-    with model_server(ToyScript(hiccups=False, delay_s=0.4)) as server:
+    # A slow model: the run cannot finish between two finished rollouts and the signal, even
+    # on a loaded machine.
+    with model_server(ToyScript(hiccups=False, delay_s=1.5)) as server:
         argv = [TOY, "--model", "scripted", "--base-url", server.base_url, "-n", "3",
                 "-r", "2", "-c", "2", "--instance-name", name]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
