@@ -538,10 +538,13 @@ async def test_ctrl_c_keeps_finished_rollouts_and_resume_runs_only_the_rest(
     with model_server(ToyScript(hiccups=False, delay_s=1.5)) as server:
         argv = [TOY, "--model", "scripted", "--base-url", server.base_url, "-n", "3",
                 "-r", "2", "-c", "2", "--instance-name", name]  # fmt: skip
+        # SIGINT as a terminal would deliver it: a test run started in the background by a
+        # non-interactive shell passes SIGINT down ignored, and Python keeps it that way.
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "runtime", "eval", *argv, "--out", str(out),
             cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         try:
             await eventually(lambda: len(read_jsonl(out / "results.jsonl")) >= 2, timeout_s=60)

@@ -237,10 +237,11 @@ def run_command(req: Request) -> Reply:
     timeout = float(req.get("timeout", 30.0))
     env = dict(req.get("env") or {})
     oom_before = oom_kills()
-    limit_before = process_limit_kills()
     started = time.monotonic()
     # Spawn under the lock so the orphan reaper never reaps a child before we track it.
     with _sweep_lock, _calls_lock:
+        # Counted once no sweep runs: one finishing as this call began did not touch it.
+        limit_before = process_limit_kills()
         try:
             proc = subprocess.Popen(
                 argv,
@@ -519,7 +520,8 @@ class Session:
         out = _Marked(b"\n" + tag + b" ", cap, wants_code=True)
         err = _Marked(b"\n" + tag + b"\n", cap, wants_code=False)
         oom_before = oom_kills()
-        limit_before = process_limit_kills()
+        with _sweep_lock:  # a sweep finishing as this call began did not touch it
+            limit_before = process_limit_kills()
         started = time.monotonic()
         try:
             threading.Thread(
