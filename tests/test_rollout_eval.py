@@ -549,12 +549,12 @@ async def test_ctrl_c_keeps_finished_rollouts_and_resume_runs_only_the_rest(
         try:
             await eventually(lambda: len(read_jsonl(out / "results.jsonl")) >= 2, timeout_s=60)
             process.send_signal(signal.SIGINT)
-            _, stderr = await asyncio.wait_for(process.communicate(), 60)
+            stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
         finally:
             if process.returncode is None:
                 process.kill()
     err = stderr.decode()
-    assert process.returncode == 130, err
+    assert process.returncode == 130, (err, stdout.decode()[-2000:])
     assert "Traceback" not in err
     assert f"--resume {out}" in err
     assert await wait_until_gone(docker_client, name) == []
